@@ -1,0 +1,344 @@
+//! memtrace's kernel side: uprobes on the C library's allocator.
+//!
+//! Entry probes keep each call's arguments in a per-thread map; return probes
+//! pair them with the result, take the user stack (complete at that point:
+//! the instruction pointer is the return address into the caller, and the
+//! caller's frame pointer is restored), and push one [`Event`] into the ring
+//! buffer. `free` needs no return probe. Every place where an event can be
+//! lost bumps a counter in `COUNTERS`.
+//!
+//! Needs Linux 5.15 (ring buffer, attach cookies on uprobes).
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{BPF_F_USER_STACK, pt_regs},
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::{map, uprobe, uretprobe},
+    maps::{HashMap, PerCpuArray, RingBuf, StackTrace},
+    programs::{ProbeContext, RetProbeContext},
+    programs::tracing::StackIdContext as _,
+    EbpfContext as _, Global,
+};
+use memtrace_common::{
+    Counter, Event, Kind, PendingCall, COUNTER_SLOTS, DEFAULT_RING_BUFFER_BYTES,
+    DEFAULT_STACK_MAP_ENTRIES, MAP_ANONYMOUS, MAP_FAILED, PENDING_CALL_ENTRIES,
+};
+
+/// The process being traced. Set by the loader; probes ignore every other process.
+#[unsafe(no_mangle)]
+static TARGET_TGID: Global<u32> = Global::new(0);
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BUFFER_BYTES, 0);
+
+#[map]
+static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_MAP_ENTRIES, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// malloc-family calls in flight, by thread id.
+#[map]
+static HEAP_CALLS: HashMap<u32, PendingCall> =
+    HashMap::with_max_entries(PENDING_CALL_ENTRIES, 0);
+
+/// mmap-family calls in flight, by thread id.
+#[map]
+static MAP_CALLS: HashMap<u32, PendingCall> = HashMap::with_max_entries(PENDING_CALL_ENTRIES, 0);
+
+const EEXIST: i32 = 17;
+
+#[uprobe]
+pub fn heap_enter(ctx: ProbeContext) -> u32 {
+    if let Some(tid) = target_thread() {
+        enter(&ctx, tid, &HEAP_CALLS);
+    }
+    0
+}
+
+#[uretprobe]
+pub fn heap_return(ctx: RetProbeContext) -> u32 {
+    if let Some(tid) = target_thread() {
+        try_heap_return(&ctx, tid);
+    }
+    0
+}
+
+#[uprobe]
+pub fn free_enter(ctx: ProbeContext) -> u32 {
+    if let Some(tid) = target_thread() {
+        try_free_enter(&ctx, tid);
+    }
+    0
+}
+
+#[uprobe]
+pub fn map_enter(ctx: ProbeContext) -> u32 {
+    if let Some(tid) = target_thread() {
+        try_map_enter(&ctx, tid);
+    }
+    0
+}
+
+#[uretprobe]
+pub fn map_return(ctx: RetProbeContext) -> u32 {
+    if let Some(tid) = target_thread() {
+        try_map_return(&ctx, tid);
+    }
+    0
+}
+
+/// The calling thread's id, when it belongs to the traced process.
+#[inline(always)]
+fn target_thread() -> Option<u32> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == TARGET_TGID.load() {
+        Some(pid_tgid as u32)
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+fn regs(ctx: &ProbeContext) -> &pt_regs {
+    // SAFETY: the kernel hands uprobe programs a valid `pt_regs`.
+    unsafe { &*ctx.regs }
+}
+
+#[inline(always)]
+fn ret_regs(ctx: &RetProbeContext) -> &pt_regs {
+    // SAFETY: as above, for return probes.
+    unsafe { &*ctx.regs }
+}
+
+/// Whether the thread is already inside an outer call of the malloc family,
+/// which lives higher up the stack than `sp`.
+#[inline(always)]
+fn inside_heap_call(tid: u32, sp: u64) -> bool {
+    match HEAP_CALLS.get_ptr(tid) {
+        // SAFETY: the entry belongs to this thread, which is running this program.
+        Some(call) => (unsafe { (*call).sp }) > sp,
+        None => false,
+    }
+}
+
+/// Records the arguments of a call at its entry.
+#[inline(always)]
+fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>) {
+    let regs = regs(ctx);
+    let sp = regs.rsp;
+    if let Some(outer) = calls.get_ptr(tid) {
+        // SAFETY: the entry belongs to this thread, which is running this program.
+        if unsafe { (*outer).sp } > sp {
+            bump(Counter::NestedCall);
+            return;
+        }
+        // An older call at or above this frame never returned.
+        bump(Counter::StaleCall);
+    }
+
+    // SAFETY: reading the attach cookie of the program's own link.
+    let kind = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    let call = PendingCall {
+        sp,
+        args: [regs.rdi, regs.rsi, regs.rdx, regs.rcx, regs.r8],
+        kind,
+        _reserved: 0,
+    };
+    if calls.insert(tid, call, 0).is_err() {
+        bump(Counter::PendingFull);
+    }
+}
+
+/// Takes the pending call that this return belongs to, if it is the outermost one.
+#[inline(always)]
+fn take_call(tid: u32, sp: u64, calls: &HashMap<u32, PendingCall>) -> Option<PendingCall> {
+    let Some(call) = calls.get_ptr(tid) else {
+        bump(Counter::ReturnWithoutEntry);
+        return None;
+    };
+    // SAFETY: the entry belongs to this thread, which is running this program.
+    let call = unsafe { *call };
+    // `ret` popped the return address: the outermost call entered 8 bytes lower.
+    if call.sp != sp.wrapping_sub(8) {
+        return None;
+    }
+    let _ = calls.remove(tid);
+    Some(call)
+}
+
+fn try_heap_return(ctx: &RetProbeContext, tid: u32) {
+    let regs = ret_regs(ctx);
+    let Some(call) = take_call(tid, regs.rsp, &HEAP_CALLS) else {
+        return;
+    };
+    let ret = regs.rax;
+    let [a0, a1, a2, _, _] = call.args;
+    let mut event = Event {
+        address: ret,
+        ..Event::default()
+    };
+    match Kind::from_raw(call.kind) {
+        Some(Kind::Malloc | Kind::Valloc | Kind::Pvalloc) => event.size = a0,
+        Some(Kind::Calloc) => event.size = a0.wrapping_mul(a1),
+        Some(Kind::Realloc) => {
+            // realloc(p, 0) may free `p` and return NULL: that is not a failure.
+            if ret == 0 && !(a1 == 0 && a0 != 0) {
+                return;
+            }
+            event.old_address = a0;
+            event.size = a1;
+        }
+        Some(Kind::Reallocarray) => {
+            event.old_address = a0;
+            event.size = a1.wrapping_mul(a2);
+        }
+        Some(Kind::AlignedAlloc | Kind::Memalign) => {
+            event.old_size = a0;
+            event.size = a1;
+        }
+        Some(Kind::PosixMemalign) => {
+            if ret as u32 != 0 {
+                return;
+            }
+            // SAFETY: a helper read of a user address; failure is handled.
+            match unsafe { bpf_probe_read_user(a0 as *const u64) } {
+                Ok(address) => event.address = address,
+                Err(_) => {
+                    bump(Counter::ResultUnreadable);
+                    return;
+                }
+            }
+            event.old_size = a1;
+            event.size = a2;
+        }
+        _ => return,
+    }
+    if event.address == 0 && call.kind != Kind::Realloc as u32 {
+        return;
+    }
+    event.kind = call.kind;
+    emit(ctx, tid, event);
+}
+
+fn try_free_enter(ctx: &ProbeContext, tid: u32) {
+    let regs = regs(ctx);
+    let address = regs.rdi;
+    if address == 0 {
+        return;
+    }
+    // A free made by realloc itself: the realloc's own event says what happened.
+    if inside_heap_call(tid, regs.rsp) {
+        bump(Counter::NestedCall);
+        return;
+    }
+    let event = Event {
+        // SAFETY: a helper with no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        address,
+        kind: Kind::Free as u32,
+        tid,
+        ..Event::default()
+    };
+    if EVENTS.output::<Event>(&event, 0).is_err() {
+        bump(Counter::RingBufferFull);
+    }
+}
+
+fn try_map_enter(ctx: &ProbeContext, tid: u32) {
+    let regs = regs(ctx);
+    // The malloc family maps and unmaps for itself; its own event covers it.
+    if inside_heap_call(tid, regs.rsp) {
+        bump(Counter::NestedCall);
+        return;
+    }
+    // SAFETY: reading the attach cookie of the program's own link.
+    let kind = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    // Only anonymous mappings are memory the process allocated.
+    if kind == Kind::Mmap as u32 && regs.rcx & MAP_ANONYMOUS == 0 {
+        return;
+    }
+    enter(ctx, tid, &MAP_CALLS);
+}
+
+fn try_map_return(ctx: &RetProbeContext, tid: u32) {
+    let regs = ret_regs(ctx);
+    let Some(call) = take_call(tid, regs.rsp, &MAP_CALLS) else {
+        return;
+    };
+    let ret = regs.rax;
+    let [a0, a1, a2, a3, _] = call.args;
+    let mut event = Event::default();
+    match Kind::from_raw(call.kind) {
+        Some(Kind::Mmap) => {
+            if ret == MAP_FAILED {
+                return;
+            }
+            event.address = ret;
+            event.size = a1;
+            event.old_size = a3;
+        }
+        Some(Kind::Munmap) => {
+            if ret != 0 {
+                return;
+            }
+            event.address = a0;
+            event.size = a1;
+        }
+        Some(Kind::Mremap) => {
+            if ret == MAP_FAILED {
+                return;
+            }
+            event.address = ret;
+            event.size = a2;
+            event.old_address = a0;
+            event.old_size = a1;
+        }
+        _ => return,
+    }
+    event.kind = call.kind;
+    emit(ctx, tid, event);
+}
+
+/// Stamps an event with its time and stack and sends it to userspace.
+#[inline(always)]
+fn emit(ctx: &RetProbeContext, tid: u32, mut event: Event) {
+    // SAFETY: a helper with no preconditions.
+    event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
+    event.tid = tid;
+    // At a return probe the instruction pointer is the return address into the caller.
+    event.caller = ret_regs(ctx).rip;
+    event.stack_id = match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
+        Ok(id) => id as i32,
+        Err(err) => {
+            bump(if -err == EEXIST {
+                Counter::StackCollision
+            } else {
+                Counter::StackFailed
+            });
+            err
+        }
+    };
+    if EVENTS.output::<Event>(&event, 0).is_err() {
+        bump(Counter::RingBufferFull);
+    }
+}
+
+#[inline(always)]
+fn bump(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot; this program cannot be preempted by itself on this CPU.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
