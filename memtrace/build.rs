@@ -30,6 +30,8 @@ fn main() -> anyhow::Result<()> {
         Some(other) => Toolchain::Custom(other),
     };
 
+    // `build_ebpf` watches the eBPF crate; the types it shares live here.
+    println!("cargo:rerun-if-changed={}", workspace.join("memtrace-common").display());
     let ebpf = workspace.join("memtrace-ebpf");
     let root_dir = ebpf
         .to_str()

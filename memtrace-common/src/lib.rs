@@ -79,12 +79,26 @@ impl Kind {
     ];
 
     /// Converts the raw value carried by an event or a cookie.
+    ///
+    /// A `match` rather than a table lookup: the verifier rejects indexing
+    /// a read-only array with a value it cannot bound.
     pub const fn from_raw(raw: u32) -> Option<Kind> {
-        if raw >= 1 && raw <= Kind::ALL.len() as u32 {
-            Some(Kind::ALL[raw as usize - 1])
-        } else {
-            None
-        }
+        Some(match raw {
+            1 => Kind::Malloc,
+            2 => Kind::Calloc,
+            3 => Kind::Realloc,
+            4 => Kind::Reallocarray,
+            5 => Kind::Free,
+            6 => Kind::PosixMemalign,
+            7 => Kind::AlignedAlloc,
+            8 => Kind::Memalign,
+            9 => Kind::Valloc,
+            10 => Kind::Pvalloc,
+            11 => Kind::Mmap,
+            12 => Kind::Munmap,
+            13 => Kind::Mremap,
+            _ => return None,
+        })
     }
 
     /// The C library symbol this kind is probed at.
@@ -186,6 +200,20 @@ pub enum Counter {
 
 /// Number of entries in the counters map.
 pub const COUNTER_SLOTS: u32 = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn raw_values_round_trip() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_raw(kind as u32), Some(kind));
+        }
+        assert_eq!(Kind::from_raw(0), None);
+        assert_eq!(Kind::from_raw(14), None);
+    }
+}
 
 #[cfg(feature = "user")]
 mod user {

@@ -1,0 +1,195 @@
+//! Grouping allocation sites into consumers, and charging each to a module.
+//!
+//! A consumer is one distinct allocation stack. Sites whose stacks differ
+//! only past the first frame that is not code (a frame-pointer walk through a
+//! function built without frame pointers reads garbage from there on) are
+//! the same consumer. Each consumer is charged to the module of its first
+//! frame outside the allocator and the runtime libraries that allocate on
+//! their caller's behalf, so a leak inside `libfoo.so` is `libfoo.so`'s, not
+//! libc's.
+
+use rustc_hash::FxHashMap;
+
+use crate::{
+    aggregate::{AgeHistogram, Family, Site},
+    memory_map::MemoryMap,
+    symbolize::Frame,
+};
+
+/// Libraries that allocate on behalf of their callers: the C library and
+/// its dynamic loader, the C++ runtimes, and malloc replacements.
+const ALLOCATOR_LIBRARIES: &[&str] = &[
+    "libc.so",
+    "libc-2.",
+    "ld-linux",
+    "ld-musl",
+    "libstdc++",
+    "libc++",
+    "libgcc_s",
+    "libjemalloc",
+    "libtcmalloc",
+    "libmimalloc",
+];
+
+/// Whether a module is one whose allocations are charged to its caller.
+pub fn is_allocator_module(module: &str) -> bool {
+    let name = module.rsplit('/').next().unwrap_or(module);
+    ALLOCATOR_LIBRARIES.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// The module a stack's allocations are charged to: that of the first frame
+/// outside the allocator libraries, or of the innermost frame when every
+/// frame is inside them.
+pub fn charged_module(frames: &[Frame]) -> Option<&str> {
+    frames
+        .iter()
+        .find(|f| !is_allocator_module(&f.module))
+        .or_else(|| frames.first())
+        .map(|f| f.module.as_str())
+}
+
+/// Sites merged by stack, before symbolization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub family: Family,
+    /// Return addresses, innermost first, cut at the first that is not code.
+    pub addresses: Vec<u64>,
+    pub live_bytes: u64,
+    pub live_count: u64,
+    pub alloc_count: u64,
+    pub alloc_bytes: u64,
+    pub ages: AgeHistogram,
+}
+
+/// The frames of a stack up to (not including) the first address that is not
+/// code. The first frame, the immediate caller, is always kept.
+pub fn trim_stack(map: &MemoryMap, stack: &[u64]) -> Vec<u64> {
+    let mut frames = Vec::with_capacity(stack.len());
+    for (i, &address) in stack.iter().enumerate() {
+        if i > 0 && !map.is_code(address.saturating_sub(1)) {
+            break;
+        }
+        frames.push(address);
+    }
+    frames
+}
+
+/// Merges sites with the same trimmed stack. `stack_of` gives a site's raw
+/// stack, innermost first. Groups come out by live bytes, then allocated
+/// bytes, largest first.
+pub fn group(
+    sites: &[Site],
+    ages: &[AgeHistogram],
+    map: &MemoryMap,
+    stack_of: &dyn Fn(&Site) -> Vec<u64>,
+) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: FxHashMap<(Family, Vec<u64>), usize> = FxHashMap::default();
+    for (site, age) in sites.iter().zip(ages) {
+        let addresses = trim_stack(map, &stack_of(site));
+        let slot = *index.entry((site.key.family, addresses.clone())).or_insert_with(|| {
+            groups.push(Group {
+                family: site.key.family,
+                addresses,
+                live_bytes: 0,
+                live_count: 0,
+                alloc_count: 0,
+                alloc_bytes: 0,
+                ages: AgeHistogram::default(),
+            });
+            groups.len() - 1
+        });
+        let group = &mut groups[slot];
+        group.live_bytes += site.live_bytes;
+        group.live_count += site.live_count;
+        group.alloc_count += site.alloc_count;
+        group.alloc_bytes += site.alloc_bytes;
+        for (total, count) in group.ages.iter_mut().zip(age) {
+            *total += count;
+        }
+    }
+    groups.sort_by(|a, b| {
+        (b.live_bytes, b.alloc_bytes, a.family).cmp(&(a.live_bytes, a.alloc_bytes, b.family))
+    });
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{aggregate::SiteKey, procfs::MapEntry};
+
+    fn frame(module: &str) -> Frame {
+        Frame {
+            address: 1,
+            function: None,
+            module: module.to_owned(),
+            file: None,
+            line: None,
+        }
+    }
+
+    #[test]
+    fn charge_skips_the_allocator_and_runtime_frames() {
+        let frames = [
+            frame("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            frame("/usr/lib/x86_64-linux-gnu/libstdc++.so.6"),
+            frame("/opt/app/libfoo.so"),
+            frame("/opt/app/server"),
+        ];
+        assert_eq!(charged_module(&frames), Some("/opt/app/libfoo.so"));
+    }
+
+    #[test]
+    fn charge_falls_back_to_the_innermost_frame() {
+        let frames = [frame("/lib64/ld-linux-x86-64.so.2"), frame("/usr/lib/libc.so.6")];
+        assert_eq!(charged_module(&frames), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert_eq!(charged_module(&[]), None);
+    }
+
+    fn code_map() -> MemoryMap {
+        let mut map = MemoryMap::default();
+        map.update(vec![MapEntry {
+            start: 0x1000,
+            end: 0x9000,
+            executable: true,
+            offset: 0,
+            path: "/bin/app".into(),
+        }]);
+        map
+    }
+
+    #[test]
+    fn stacks_are_cut_at_the_first_address_that_is_not_code() {
+        let map = code_map();
+        assert_eq!(trim_stack(&map, &[0x1100, 0x1200, 0xdead_0000, 0x1300]), [0x1100, 0x1200]);
+        // The caller stays even when it cannot be placed.
+        assert_eq!(trim_stack(&map, &[0x20, 0x1200]), [0x20, 0x1200]);
+    }
+
+    #[test]
+    fn sites_differing_only_in_garbage_frames_merge() {
+        let map = code_map();
+        let site = |stack_id, live_bytes| Site {
+            key: SiteKey {
+                family: Family::Heap,
+                stack_id,
+                caller: 0x1100,
+            },
+            live_bytes,
+            live_count: 1,
+            alloc_count: 1,
+            alloc_bytes: live_bytes,
+        };
+        let sites = [site(1, 10), site(2, 20), site(3, 5)];
+        let ages = [AgeHistogram::default(); 3];
+        let groups = group(&sites, &ages, &map, &|s| match s.key.stack_id {
+            1 => vec![0x1100, 0x1200, 0xdead_0000],
+            2 => vec![0x1100, 0x1200, 0xbeef_0000],
+            _ => vec![0x1100, 0x1300],
+        });
+        assert_eq!(groups.len(), 2);
+        assert_eq!((groups[0].live_bytes, groups[0].live_count), (30, 2));
+        assert_eq!(groups[1].addresses, [0x1100, 0x1300]);
+    }
+}

@@ -1,0 +1,21 @@
+//! memtrace: an eBPF tracer of native allocations.
+//!
+//! The data flows one way: [`probes`] attach the kernel side to the
+//! allocator that [`allocator`] finds, [`session`] drains its events into
+//! the [`aggregate`] state, and at the end [`consumers`], [`symbolize`] and
+//! [`report`] turn that state into a report.
+
+pub mod aggregate;
+pub mod allocator;
+pub mod app;
+pub mod cli;
+pub mod consumers;
+pub mod launch;
+pub mod memory_map;
+pub mod probe_site;
+pub mod probes;
+pub mod procfs;
+pub mod report;
+pub mod session;
+pub mod symbolize;
+pub mod target;

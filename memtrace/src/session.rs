@@ -1,0 +1,497 @@
+//! One tracing session: attach, drain events, tick, stop, report.
+//!
+//! A single thread runs the whole loop. It drains the ring buffer into the
+//! [`Aggregator`], copies each new stack out of the kernel's stack map the
+//! first time a site shows it, samples the target's memory every interval,
+//! and stops on a signal, at the end of `--duration`, or when the target
+//! exits.
+
+use std::{
+    io::{IsTerminal as _, Write as _},
+    os::fd::AsRawFd as _,
+    sync::atomic::{AtomicBool, AtomicI32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf, StackTraceMap};
+use memtrace_common::Event;
+use rustc_hash::FxHashMap;
+
+use crate::{
+    aggregate::{AGE_BUCKETS_S, Aggregator, Family, Site, SiteKey},
+    allocator::Plan,
+    consumers,
+    memory_map::MemoryMap,
+    probes::{KernelCounters, MapSizes, Probes},
+    procfs,
+    report::{self, Consumer, ExitStatus, MemorySample, ModuleUsage, ProbePointSummary, Report},
+    symbolize::Symbolizer,
+};
+
+/// How often the memory map may be re-read when unknown code shows up.
+const MAP_REFRESH_MIN_GAP: Duration = Duration::from_millis(10);
+/// Longest wait for events before checking timers and the target.
+const POLL_SLICE: Duration = Duration::from_millis(50);
+/// The window over which growth per minute is measured.
+const GROWTH_WINDOW_S: f64 = 60.0;
+
+/// Settings of a session.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    pub quiet: bool,
+    pub sizes: MapSizes,
+}
+
+/// What a session learns about the target from outside the event stream.
+pub trait Watch {
+    /// Called once per loop turn; returns true when the target is gone.
+    fn target_gone(&mut self, tracer: &mut Tracer) -> bool;
+    /// Called on SIGINT or SIGTERM; returns true to stop tracing now.
+    fn on_signal(&mut self, signal: Signal) -> bool;
+    /// Called once when `--duration` has passed; returns true to stop tracing now.
+    fn on_deadline(&mut self) -> bool;
+    /// How the target ended, if known.
+    fn exit_status(&self) -> Option<ExitStatus>;
+}
+
+/// The last signal memtrace received (SIGINT or SIGTERM), or 0.
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+/// Whether that signal came from the terminal (the kernel) rather than `kill`.
+static FROM_TERMINAL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers.
+    let code = unsafe { (*info).si_code };
+    FROM_TERMINAL.store(code == libc::SI_KERNEL, Ordering::SeqCst);
+    SIGNALLED.store(signal, Ordering::SeqCst);
+}
+
+/// Routes SIGINT and SIGTERM to a flag the loop checks.
+pub fn install_signal_handlers() -> anyhow::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to atomics, which is async-signal-safe;
+        // no SA_RESTART, so a blocked poll returns early.
+        let done = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&raw mut action.sa_mask);
+            libc::sigaction(signal, &raw const action, std::ptr::null_mut())
+        };
+        anyhow::ensure!(done == 0, "failed to install a signal handler");
+    }
+    Ok(())
+}
+
+/// A signal memtrace received.
+#[derive(Clone, Copy, Debug)]
+pub struct Signal {
+    pub number: i32,
+    /// Sent by the terminal to the whole foreground process group.
+    pub from_terminal: bool,
+}
+
+/// The state of a running trace.
+pub struct Tracer {
+    pid: u32,
+    command: String,
+    plan: Plan,
+    probes: Probes,
+    events: RingBuf<MapData>,
+    stack_map: StackTraceMap<MapData>,
+    aggregator: Aggregator,
+    stacks: FxHashMap<i32, Vec<u64>>,
+    stacks_unreadable: u64,
+    memory_map: MemoryMap,
+    last_map_refresh: Instant,
+    samples: Vec<MemorySample>,
+    started: Instant,
+    last_rss: u64,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("pid", &self.pid)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracer {
+    /// Attaches to process `pid` with the probes `plan` describes.
+    pub fn attach(pid: u32, command: String, plan: Plan, sizes: MapSizes) -> anyhow::Result<Self> {
+        let mut probes = Probes::attach(pid, &plan, sizes)?;
+        let events = probes.take_events()?;
+        let stack_map = probes.take_stacks()?;
+        let mut memory_map = MemoryMap::default();
+        memory_map.refresh(pid);
+        Ok(Self {
+            pid,
+            command,
+            plan,
+            probes,
+            events,
+            stack_map,
+            aggregator: Aggregator::new(procfs::page_size()),
+            stacks: FxHashMap::default(),
+            stacks_unreadable: 0,
+            memory_map,
+            last_map_refresh: Instant::now(),
+            samples: Vec::new(),
+            started: Instant::now(),
+            last_rss: 0,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Applies every event waiting in the ring buffer; returns how many.
+    pub fn drain(&mut self) -> u64 {
+        let mut drained = 0;
+        let mut new_sites = Vec::new();
+        loop {
+            // Stacks are copied out in batches, between reads, so a burst of
+            // new sites does not hold up the ring buffer for long.
+            let mut more = false;
+            while let Some(item) = self.events.next() {
+                drained += 1;
+                if item.len() < size_of::<Event>() {
+                    continue;
+                }
+                // SAFETY: the kernel side writes whole `Event`s; the length was checked.
+                let event = unsafe { item.as_ptr().cast::<Event>().read_unaligned() };
+                if let Some(key) = self.aggregator.apply(&event) {
+                    new_sites.push(key);
+                    if new_sites.len() >= 64 {
+                        more = true;
+                        break;
+                    }
+                }
+            }
+            self.copy_stacks(&mut new_sites);
+            if !more {
+                return drained;
+            }
+        }
+    }
+
+    fn copy_stacks(&mut self, sites: &mut Vec<SiteKey>) {
+        let mut unknown_code = false;
+        for key in sites.drain(..) {
+            unknown_code |= !self.memory_map.is_code(key.caller.saturating_sub(1));
+            if key.stack_id < 0 || self.stacks.contains_key(&key.stack_id) {
+                continue;
+            }
+            match self.stack_map.get(&(key.stack_id as u32), 0) {
+                Ok(trace) => {
+                    let frames = trace.frames().iter().map(|f| f.ip).collect();
+                    self.stacks.insert(key.stack_id, frames);
+                }
+                Err(_) => self.stacks_unreadable += 1,
+            }
+        }
+        if unknown_code && self.last_map_refresh.elapsed() >= MAP_REFRESH_MIN_GAP {
+            self.refresh_memory_map();
+        }
+    }
+
+    /// Re-reads the target's memory map (a library may have been loaded).
+    pub fn refresh_memory_map(&mut self) {
+        self.memory_map.refresh(self.pid);
+        self.last_map_refresh = Instant::now();
+    }
+
+    /// Records a memory sample and returns it.
+    fn sample(&mut self) -> MemorySample {
+        let totals = self.aggregator.totals();
+        if let Ok(status) = procfs::read_status(self.pid) {
+            self.last_rss = status.rss;
+        }
+        let sample = MemorySample {
+            t_s: self.started.elapsed().as_secs_f64(),
+            rss_bytes: self.last_rss,
+            heap_bytes: totals.live_bytes,
+            mapped_bytes: totals.mapped_bytes,
+        };
+        self.samples.push(sample);
+        sample
+    }
+
+    /// Traced bytes (heap and mappings) gained per minute over the last window.
+    fn growth_per_minute(&self) -> f64 {
+        let Some(last) = self.samples.last() else {
+            return 0.0;
+        };
+        let first = self
+            .samples
+            .iter()
+            .find(|s| last.t_s - s.t_s <= GROWTH_WINDOW_S)
+            .unwrap_or(last);
+        let span = last.t_s - first.t_s;
+        if span <= 0.0 {
+            return 0.0;
+        }
+        let traced = |s: &MemorySample| (s.heap_bytes + s.mapped_bytes) as f64;
+        (traced(last) - traced(first)) / span * 60.0
+    }
+
+    fn kernel_counters(&self) -> KernelCounters {
+        self.probes.counters()
+    }
+
+    fn lost(&self) -> report::Lost {
+        let KernelCounters {
+            ring_buffer_full,
+            stack_collisions,
+            stack_failures,
+            pending_full,
+            returns_without_entry,
+            results_unreadable,
+            nested_calls: _,
+            stale_calls,
+        } = self.kernel_counters();
+        report::Lost {
+            events: ring_buffer_full + pending_full + returns_without_entry + results_unreadable,
+            stacks: stack_collisions + stack_failures + self.stacks_unreadable,
+            ring_buffer_full,
+            calls_untracked: pending_full,
+            results_unreadable,
+            returns_without_entry,
+            stack_collisions,
+            stack_failures,
+            stacks_unreadable: self.stacks_unreadable,
+            stale_calls,
+        }
+    }
+
+    fn status_line(&mut self, events_per_s: f64) -> String {
+        let sample = self.sample();
+        let totals = self.aggregator.totals();
+        let lost = self.lost();
+        let mut line = format!(
+            "memtrace: pid {} | rss {} | heap {} ({} blocks) | mapped {} | growth {}/min | {:.0} events/s | lost {}",
+            self.pid,
+            report::bytes(sample.rss_bytes),
+            report::bytes(sample.heap_bytes),
+            report::count(totals.live_count),
+            report::bytes(sample.mapped_bytes),
+            report::signed_bytes(self.growth_per_minute()),
+            events_per_s,
+            report::count(lost.events),
+        );
+        if lost.stacks > 0 {
+            line.push_str(&format!(" (+{} stacks)", report::count(lost.stacks)));
+        }
+        line
+    }
+
+    /// Builds the final report.
+    pub fn report(&mut self, exit: Option<ExitStatus>) -> Report {
+        let now_ns = procfs::monotonic_ns();
+        let sites = self.aggregator.sites();
+        let ages = self.aggregator.age_histograms(now_ns);
+        let stacks = &self.stacks;
+        let stack_of = |site: &Site| -> Vec<u64> {
+            let key = site.key;
+            let mut stack = stacks.get(&key.stack_id).cloned().unwrap_or_default();
+            if stack.first() != Some(&key.caller) {
+                stack.insert(0, key.caller);
+            }
+            stack
+        };
+        let groups = consumers::group(sites, &ages, &self.memory_map, &stack_of);
+
+        let mut symbolizer = Symbolizer::new();
+        let mut modules: Vec<ModuleUsage> = Vec::new();
+        let consumers: Vec<Consumer> = groups
+            .into_iter()
+            .map(|group| {
+                let frames = symbolizer.frames(&self.memory_map, &group.addresses);
+                let module = consumers::charged_module(&frames)
+                    .unwrap_or(crate::symbolize::UNKNOWN_MODULE)
+                    .to_owned();
+                let usage = match modules.iter_mut().find(|m| m.module == module) {
+                    Some(usage) => usage,
+                    None => {
+                        modules.push(ModuleUsage {
+                            module: module.clone(),
+                            live_bytes: 0,
+                            live_count: 0,
+                            heap_bytes: 0,
+                            mapped_bytes: 0,
+                        });
+                        modules.last_mut().expect("just pushed")
+                    }
+                };
+                usage.live_bytes += group.live_bytes;
+                usage.live_count += group.live_count;
+                let kind = match group.family {
+                    Family::Heap => {
+                        usage.heap_bytes += group.live_bytes;
+                        "heap"
+                    }
+                    Family::Mapping => {
+                        usage.mapped_bytes += group.live_bytes;
+                        "mmap"
+                    }
+                };
+                Consumer {
+                    kind: kind.to_owned(),
+                    live_bytes: group.live_bytes,
+                    live_count: group.live_count,
+                    alloc_count: group.alloc_count,
+                    alloc_bytes: group.alloc_bytes,
+                    module,
+                    frames,
+                    live_by_age: group.ages.to_vec(),
+                }
+            })
+            .collect();
+        modules.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(a.module.cmp(&b.module)));
+
+        let totals = self.aggregator.totals();
+        let untracked = self.aggregator.untracked();
+        let counters = self.kernel_counters();
+        Report {
+            version: report::REPORT_VERSION,
+            target: report::Target {
+                pid: self.pid,
+                command: self.command.clone(),
+            },
+            duration_s: self.started.elapsed().as_secs_f64(),
+            totals: report::Totals {
+                allocs: totals.allocs,
+                frees: totals.frees,
+                alloc_bytes: totals.alloc_bytes,
+                live_bytes: totals.live_bytes,
+                live_count: totals.live_count,
+                mapped_bytes: totals.mapped_bytes,
+                mapped_count: totals.mapped_count,
+                maps: totals.maps,
+                rss_bytes: procfs::read_status(self.pid).map_or(0, |s| s.rss),
+            },
+            lost: self.lost(),
+            untracked: report::Untracked {
+                frees: untracked.frees,
+                reallocs: untracked.reallocs,
+                unmapped_bytes: untracked.unmapped_bytes,
+                remaps: untracked.remaps,
+                reused_live_addresses: untracked.reused_live_addresses,
+            },
+            probes: report::ProbeSummary {
+                heap_object: self.plan.heap_object.clone(),
+                libc: self.plan.libc.clone(),
+                points: self
+                    .plan
+                    .points
+                    .iter()
+                    .map(|p| ProbePointSummary {
+                        function: p.kind.symbol().to_owned(),
+                        path: p.path.clone(),
+                        offset: p.offset,
+                        skipped: p.skipped,
+                        emulated: p.emulated,
+                    })
+                    .collect(),
+                missing: self.plan.missing.iter().map(|k| k.symbol().to_owned()).collect(),
+                nested_calls: counters.nested_calls,
+            },
+            age_buckets_s: AGE_BUCKETS_S.to_vec(),
+            consumers,
+            modules,
+            memory: self.samples.clone(),
+            exit,
+        }
+    }
+}
+
+/// Runs the loop until the target is gone, a signal arrives or the duration
+/// ends, then builds the report.
+pub fn run(mut tracer: Tracer, options: &Options, watch: &mut dyn Watch) -> anyhow::Result<Report> {
+    let stderr_is_terminal = std::io::stderr().is_terminal();
+    let mut next_tick = Instant::now() + options.interval;
+    let mut events_since_tick = 0;
+    let mut last_tick = Instant::now();
+    let mut deadline = options.duration.map(|d| Instant::now() + d);
+    tracer.sample();
+
+    loop {
+        let now = Instant::now();
+        let wait = next_tick.saturating_duration_since(now).min(POLL_SLICE);
+        wait_for_events(&tracer.events, wait)?;
+        events_since_tick += tracer.drain();
+
+        if watch.target_gone(&mut tracer) {
+            break;
+        }
+        let signal = SIGNALLED.swap(0, Ordering::SeqCst);
+        if signal != 0 {
+            let from_terminal = FROM_TERMINAL.load(Ordering::SeqCst);
+            if watch.on_signal(Signal { number: signal, from_terminal }) {
+                break;
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            deadline = None;
+            if watch.on_deadline() {
+                break;
+            }
+        }
+        if Instant::now() >= next_tick {
+            let elapsed = last_tick.elapsed().as_secs_f64().max(1e-9);
+            let line = tracer.status_line(events_since_tick as f64 / elapsed);
+            if !options.quiet {
+                print_status(&line, stderr_is_terminal);
+            }
+            tracer.refresh_memory_map();
+            events_since_tick = 0;
+            last_tick = Instant::now();
+            next_tick += options.interval;
+            if next_tick < last_tick {
+                next_tick = last_tick + options.interval;
+            }
+        }
+    }
+
+    tracer.drain();
+    if !options.quiet && stderr_is_terminal {
+        eprintln!();
+    }
+    tracer.sample();
+    Ok(tracer.report(watch.exit_status()))
+}
+
+fn print_status(line: &str, terminal: bool) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = if terminal {
+        write!(stderr, "\r\x1b[K{line}")
+    } else {
+        writeln!(stderr, "{line}")
+    };
+    let _ = stderr.flush();
+}
+
+/// Waits until the ring buffer has data, `timeout` passes, or a signal arrives.
+fn wait_for_events(events: &RingBuf<MapData>, timeout: Duration) -> anyhow::Result<()> {
+    let mut poll = libc::pollfd {
+        fd: events.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout_ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&raw mut poll, 1, timeout_ms) };
+    if ready < 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error).context("failed to wait for events");
+        }
+    }
+    Ok(())
+}
