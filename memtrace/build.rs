@@ -14,7 +14,9 @@ use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().context("`memtrace` has no parent folder")?;
+    let workspace = manifest_dir
+        .parent()
+        .context("`memtrace` has no parent folder")?;
 
     let tools = workspace.join(".tools").join("bin");
     let path = env::var_os("PATH").unwrap_or_default();
@@ -31,7 +33,10 @@ fn main() -> anyhow::Result<()> {
     };
 
     // `build_ebpf` watches the eBPF crate; the types it shares live here.
-    println!("cargo:rerun-if-changed={}", workspace.join("memtrace-common").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("memtrace-common").display()
+    );
     let ebpf = workspace.join("memtrace-ebpf");
     let root_dir = ebpf
         .to_str()

@@ -82,6 +82,7 @@ impl Kind {
     ///
     /// A `match` rather than a table lookup: the verifier rejects indexing
     /// a read-only array with a value it cannot bound.
+    #[must_use]
     pub const fn from_raw(raw: u32) -> Option<Kind> {
         Some(match raw {
             1 => Kind::Malloc,
@@ -102,6 +103,7 @@ impl Kind {
     }
 
     /// The C library symbol this kind is probed at.
+    #[must_use]
     pub const fn symbol(self) -> &'static str {
         match self {
             Kind::Malloc => "malloc",
@@ -121,6 +123,7 @@ impl Kind {
     }
 
     /// Whether this kind belongs to the mmap family rather than the malloc family.
+    #[must_use]
     pub const fn is_mapping(self) -> bool {
         matches!(self, Kind::Mmap | Kind::Munmap | Kind::Mremap)
     }
@@ -158,7 +161,8 @@ pub struct Event {
     pub tid: u32,
     /// A [`Kind`] value.
     pub kind: u32,
-    pub _reserved: u32,
+    /// Always zero; keeps the size a multiple of 8 bytes.
+    pub padding: u32,
 }
 
 /// The arguments of an allocator call, kept from its entry to its return.
@@ -170,7 +174,8 @@ pub struct PendingCall {
     pub sp: u64,
     pub args: [u64; 5],
     pub kind: u32,
-    pub _reserved: u32,
+    /// Always zero; keeps the size a multiple of 8 bytes.
+    pub padding: u32,
 }
 
 /// Indexes into the counters map. Every place the kernel side can drop or

@@ -12,17 +12,19 @@
 #![no_main]
 
 use aya_ebpf::{
+    EbpfContext as _, Global,
     bindings::{BPF_F_USER_STACK, pt_regs},
-    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+    },
     macros::{map, uprobe, uretprobe},
     maps::{HashMap, PerCpuArray, RingBuf, StackTrace},
-    programs::{ProbeContext, RetProbeContext},
     programs::tracing::StackIdContext as _,
-    EbpfContext as _, Global,
+    programs::{ProbeContext, RetProbeContext},
 };
 use memtrace_common::{
-    Counter, Event, Kind, PendingCall, COUNTER_SLOTS, DEFAULT_RING_BUFFER_BYTES,
-    DEFAULT_STACK_MAP_ENTRIES, MAP_ANONYMOUS, MAP_FAILED, PENDING_CALL_ENTRIES,
+    COUNTER_SLOTS, Counter, DEFAULT_RING_BUFFER_BYTES, DEFAULT_STACK_MAP_ENTRIES, Event, Kind,
+    MAP_ANONYMOUS, MAP_FAILED, PENDING_CALL_ENTRIES, PendingCall,
 };
 
 /// The process being traced. Set by the loader; probes ignore every other process.
@@ -40,8 +42,7 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS,
 
 /// malloc-family calls in flight, by thread id.
 #[map]
-static HEAP_CALLS: HashMap<u32, PendingCall> =
-    HashMap::with_max_entries(PENDING_CALL_ENTRIES, 0);
+static HEAP_CALLS: HashMap<u32, PendingCall> = HashMap::with_max_entries(PENDING_CALL_ENTRIES, 0);
 
 /// mmap-family calls in flight, by thread id.
 #[map]
@@ -144,7 +145,7 @@ fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>) {
         sp,
         args: [regs.rdi, regs.rsi, regs.rdx, regs.rcx, regs.r8],
         kind,
-        _reserved: 0,
+        padding: 0,
     };
     if calls.insert(tid, call, 0).is_err() {
         bump(Counter::PendingFull);

@@ -152,12 +152,10 @@ impl Aggregator {
             stack_id,
             tid: _,
             kind,
-            _reserved: _,
+            padding: _,
         } = *event;
         self.totals.events += 1;
-        let Some(kind) = Kind::from_raw(kind) else {
-            return None;
-        };
+        let kind = Kind::from_raw(kind)?;
         let family = if kind.is_mapping() {
             Family::Mapping
         } else {
@@ -380,7 +378,7 @@ mod tests {
             stack_id: 1,
             tid: 1,
             kind: kind as u32,
-            _reserved: 0,
+            padding: 0,
         }
     }
 
@@ -425,9 +423,15 @@ mod tests {
         ]);
         let totals = a.totals();
         assert_eq!((totals.live_bytes, totals.live_count), (0, 0));
-        assert_eq!((totals.allocs, totals.frees, totals.alloc_bytes), (2, 2, 150));
+        assert_eq!(
+            (totals.allocs, totals.frees, totals.alloc_bytes),
+            (2, 2, 150)
+        );
         let s = site(&a, 0xa);
-        assert_eq!((s.live_bytes, s.live_count, s.alloc_count, s.alloc_bytes), (0, 0, 2, 150));
+        assert_eq!(
+            (s.live_bytes, s.live_count, s.alloc_count, s.alloc_bytes),
+            (0, 0, 2, 150)
+        );
     }
 
     #[test]

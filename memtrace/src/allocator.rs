@@ -17,7 +17,7 @@ use iced_x86::Register;
 use memtrace_common::Kind;
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _};
 
-use crate::{procfs::MapEntry, probe_site};
+use crate::{probe_site, procfs::MapEntry};
 
 /// Bytes of a function read to choose its probe site.
 const PROLOGUE_BYTES: usize = 64;
@@ -63,9 +63,15 @@ fn file_name(path: &str) -> &str {
 /// Whether a library is a malloc replacement that interposes on the C library.
 fn is_interposing_allocator(path: &str) -> bool {
     let name = file_name(path);
-    ["libjemalloc", "libtcmalloc", "libmimalloc", "libhoard", "libscudo"]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
+    [
+        "libjemalloc",
+        "libtcmalloc",
+        "libmimalloc",
+        "libhoard",
+        "libscudo",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Plans the probes for a process whose memory map is `maps`, reading its
@@ -94,10 +100,18 @@ pub fn plan(
     // defines it: the main binary, then its libraries.
     let interposer = main_binary
         .into_iter()
-        .chain(objects.iter().copied().filter(|p| is_interposing_allocator(p)))
+        .chain(
+            objects
+                .iter()
+                .copied()
+                .filter(|p| is_interposing_allocator(p)),
+        )
         .find_map(|candidate| {
             let image = ElfImage::read(&open(candidate)).ok()?;
-            image.function("malloc").is_some().then_some((candidate, image))
+            image
+                .function("malloc")
+                .is_some()
+                .then_some((candidate, image))
         });
     let heap_object = match &interposer {
         Some((path, image)) => (*path, image),
@@ -121,7 +135,10 @@ pub fn plan(
         }
     }
     if plan.points.iter().all(|p| p.kind != Kind::Malloc) {
-        bail!("`{}` does not define `malloc`: cannot trace its allocator", heap_object.0);
+        bail!(
+            "`{}` does not define `malloc`: cannot trace its allocator",
+            heap_object.0
+        );
     }
     Ok(plan)
 }
@@ -133,7 +150,8 @@ struct ElfImage {
 
 impl ElfImage {
     fn read(path: &Path) -> anyhow::Result<Self> {
-        let data = fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let data =
+            fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
         object::File::parse(&*data)
             .with_context(|| format!("`{}` is not an ELF object", path.display()))?;
         Ok(Self { data })
@@ -217,8 +235,17 @@ mod tests {
         let maps = crate::procfs::read_maps(std::process::id()).expect("own maps");
         let plan = plan(&maps, None, &|p| p.into()).expect("plan for own process");
         assert!(is_libc(&plan.libc));
-        for kind in [Kind::Malloc, Kind::Free, Kind::Calloc, Kind::Realloc, Kind::Mmap] {
-            assert!(plan.points.iter().any(|p| p.kind == kind), "{kind:?} planned");
+        for kind in [
+            Kind::Malloc,
+            Kind::Free,
+            Kind::Calloc,
+            Kind::Realloc,
+            Kind::Mmap,
+        ] {
+            assert!(
+                plan.points.iter().any(|p| p.kind == kind),
+                "{kind:?} planned"
+            );
         }
     }
 }

@@ -47,7 +47,9 @@ fn trace_pid(pid: u32, args: &TraceArgs) -> anyhow::Result<i32> {
         if procfs::is_alive(pid) {
             err
         } else {
-            err.context(format!("process `{pid}` exited while memtrace was attaching"))
+            err.context(format!(
+                "process `{pid}` exited while memtrace was attaching"
+            ))
         }
     })?;
     log::info!("attached to process {pid}");
@@ -92,7 +94,12 @@ fn trace_command(argv: &[std::ffi::OsString], args: &TraceArgs) -> anyhow::Resul
         .join(" ");
     let mut tracer = None;
     let launch = launch::start(&prepared, |pid| {
-        tracer = Some(Tracer::attach(pid, command, prepared.plan.clone(), options.sizes)?);
+        tracer = Some(Tracer::attach(
+            pid,
+            command,
+            prepared.plan.clone(),
+            options.sizes,
+        )?);
         Ok(())
     })?;
     let tracer = tracer.expect("attached before the command started");

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 /// Traces a process's native allocations with eBPF and reports who holds memory.
 #[derive(Debug, Parser)]
 #[command(name = "memtrace", version, args_conflicts_with_subcommands = true)]
-#[command(after_help = "Examples:\n  sudo memtrace --pid 4242\n  sudo memtrace run -- ./server --port 8080")]
+#[command(
+    after_help = "Examples:\n  sudo memtrace --pid 4242\n  sudo memtrace run -- ./server --port 8080"
+)]
 pub struct Cli {
     /// Attach to this running process.
     #[arg(short, long, value_name = "PID")]
@@ -81,17 +83,23 @@ pub struct TraceArgs {
 /// Parses `250ms`, `30s`, `10m`, `2h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write a number with a unit, like `30s` or `10m`"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration: write a number with a unit, like `30s` or `10m`")
+    })?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{text}`: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
+            ));
+        }
     };
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("`{text}` must be longer than zero"));
@@ -100,9 +108,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_ring_buffer_mib(text: &str) -> Result<u32, String> {
-    let mib: u32 = text.parse().map_err(|_| format!("`{text}` is not a whole number of MiB"))?;
+    let mib: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of MiB"))?;
     if !mib.is_power_of_two() || mib > 1024 {
-        return Err(format!("`{mib}` MiB: the ring buffer must be a power of two, at most 1024"));
+        return Err(format!(
+            "`{mib}` MiB: the ring buffer must be a power of two, at most 1024"
+        ));
     }
     Ok(mib)
 }
@@ -115,7 +127,7 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_mins(10)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("0s").is_err());

@@ -13,7 +13,8 @@ use rustc_hash::FxHashMap;
 use crate::{
     aggregate::{AgeHistogram, Family, Site},
     memory_map::MemoryMap,
-    symbolize::Frame,
+    report::{Consumer, ModuleUsage},
+    symbolize::{Frame, Symbolizer, UNKNOWN_MODULE},
 };
 
 /// Libraries that allocate on behalf of their callers: the C library and
@@ -34,7 +35,9 @@ const ALLOCATOR_LIBRARIES: &[&str] = &[
 /// Whether a module is one whose allocations are charged to its caller.
 pub fn is_allocator_module(module: &str) -> bool {
     let name = module.rsplit('/').next().unwrap_or(module);
-    ALLOCATOR_LIBRARIES.iter().any(|prefix| name.starts_with(prefix))
+    ALLOCATOR_LIBRARIES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
 }
 
 /// The module a stack's allocations are charged to: that of the first frame
@@ -87,18 +90,20 @@ pub fn group(
     let mut index: FxHashMap<(Family, Vec<u64>), usize> = FxHashMap::default();
     for (site, age) in sites.iter().zip(ages) {
         let addresses = trim_stack(map, &stack_of(site));
-        let slot = *index.entry((site.key.family, addresses.clone())).or_insert_with(|| {
-            groups.push(Group {
-                family: site.key.family,
-                addresses,
-                live_bytes: 0,
-                live_count: 0,
-                alloc_count: 0,
-                alloc_bytes: 0,
-                ages: AgeHistogram::default(),
+        let slot = *index
+            .entry((site.key.family, addresses.clone()))
+            .or_insert_with(|| {
+                groups.push(Group {
+                    family: site.key.family,
+                    addresses,
+                    live_bytes: 0,
+                    live_count: 0,
+                    alloc_count: 0,
+                    alloc_bytes: 0,
+                    ages: AgeHistogram::default(),
+                });
+                groups.len() - 1
             });
-            groups.len() - 1
-        });
         let group = &mut groups[slot];
         group.live_bytes += site.live_bytes;
         group.live_count += site.live_count;
@@ -112,6 +117,64 @@ pub fn group(
         (b.live_bytes, b.alloc_bytes, a.family).cmp(&(a.live_bytes, a.alloc_bytes, b.family))
     });
     groups
+}
+
+/// Symbolizes each group into a report consumer, and sums live memory per
+/// charged module (largest first).
+pub fn describe(
+    groups: Vec<Group>,
+    symbolizer: &mut Symbolizer,
+    map: &MemoryMap,
+) -> (Vec<Consumer>, Vec<ModuleUsage>) {
+    let mut modules: Vec<ModuleUsage> = Vec::new();
+    let mut consumers = Vec::with_capacity(groups.len());
+    for group in groups {
+        let frames = symbolizer.frames(map, &group.addresses);
+        let module = charged_module(&frames).unwrap_or(UNKNOWN_MODULE).to_owned();
+
+        let index = if let Some(i) = modules.iter().position(|m| m.module == module) {
+            i
+        } else {
+            modules.push(ModuleUsage {
+                module: module.clone(),
+                live_bytes: 0,
+                live_count: 0,
+                heap_bytes: 0,
+                mapped_bytes: 0,
+            });
+            modules.len() - 1
+        };
+        let usage = &mut modules[index];
+        usage.live_bytes += group.live_bytes;
+        usage.live_count += group.live_count;
+        let kind = match group.family {
+            Family::Heap => {
+                usage.heap_bytes += group.live_bytes;
+                "heap"
+            }
+            Family::Mapping => {
+                usage.mapped_bytes += group.live_bytes;
+                "mmap"
+            }
+        };
+
+        consumers.push(Consumer {
+            kind: kind.to_owned(),
+            live_bytes: group.live_bytes,
+            live_count: group.live_count,
+            alloc_count: group.alloc_count,
+            alloc_bytes: group.alloc_bytes,
+            module,
+            frames,
+            live_by_age: group.ages.to_vec(),
+        });
+    }
+    modules.sort_by(|a, b| {
+        b.live_bytes
+            .cmp(&a.live_bytes)
+            .then(a.module.cmp(&b.module))
+    });
+    (consumers, modules)
 }
 
 #[cfg(test)]
@@ -142,7 +205,10 @@ mod tests {
 
     #[test]
     fn charge_falls_back_to_the_innermost_frame() {
-        let frames = [frame("/lib64/ld-linux-x86-64.so.2"), frame("/usr/lib/libc.so.6")];
+        let frames = [
+            frame("/lib64/ld-linux-x86-64.so.2"),
+            frame("/usr/lib/libc.so.6"),
+        ];
         assert_eq!(charged_module(&frames), Some("/lib64/ld-linux-x86-64.so.2"));
         assert_eq!(charged_module(&[]), None);
     }
@@ -162,7 +228,10 @@ mod tests {
     #[test]
     fn stacks_are_cut_at_the_first_address_that_is_not_code() {
         let map = code_map();
-        assert_eq!(trim_stack(&map, &[0x1100, 0x1200, 0xdead_0000, 0x1300]), [0x1100, 0x1200]);
+        assert_eq!(
+            trim_stack(&map, &[0x1100, 0x1200, 0xdead_0000, 0x1300]),
+            [0x1100, 0x1200]
+        );
         // The caller stays even when it cannot be placed.
         assert_eq!(trim_stack(&map, &[0x20, 0x1200]), [0x20, 0x1200]);
     }

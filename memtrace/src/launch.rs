@@ -75,7 +75,8 @@ fn find_program(name: &OsStr) -> anyhow::Result<PathBuf> {
     let candidate = if name.as_bytes().contains(&b'/') {
         Some(PathBuf::from(name))
     } else {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
         std::env::split_paths(&path)
             .map(|dir| dir.join(name))
             .find(|p| is_executable_file(p))
@@ -95,11 +96,12 @@ fn is_executable_file(path: &Path) -> bool {
 /// The ELF file the kernel will run for `program`: the program itself, or
 /// the interpreter named on a script's `#!` line.
 fn executed_image(program: &Path) -> anyhow::Result<PathBuf> {
-    let head = fs::read(program).with_context(|| format!("failed to read `{}`", program.display()))?;
+    let head =
+        fs::read(program).with_context(|| format!("failed to read `{}`", program.display()))?;
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
         let interpreter = line
-            .split(|b| b.is_ascii_whitespace())
+            .split(u8::is_ascii_whitespace)
             .find(|w| !w.is_empty())
             .ok_or_else(|| anyhow!("`{}` has an empty `#!` line", program.display()))?;
         return Ok(PathBuf::from(OsStr::from_bytes(interpreter)));
@@ -133,12 +135,16 @@ fn loaded_libraries(image: &Path) -> anyhow::Result<Vec<String>> {
         );
     }
     let mut libraries = vec![interpreter];
-    libraries.extend(String::from_utf8_lossy(&output.stdout).lines().filter_map(|line| {
-        // `\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`
-        let (_, rest) = line.split_once("=> ")?;
-        let path = rest.rsplit_once(" (").map_or(rest, |(p, _)| p).trim();
-        path.starts_with('/').then(|| path.to_owned())
-    }));
+    libraries.extend(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                // `\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`
+                let (_, rest) = line.split_once("=> ")?;
+                let path = rest.rsplit_once(" (").map_or(rest, |(p, _)| p).trim();
+                path.starts_with('/').then(|| path.to_owned())
+            }),
+    );
     Ok(libraries)
 }
 
@@ -232,7 +238,9 @@ pub fn start(
                 }
                 Err(errno) => {
                     let error = std::io::Error::from_raw_os_error(errno);
-                    let _ = started_tx.send(Err(anyhow!(error).context(format!("failed to execute `{shown}`"))));
+                    let _ = started_tx.send(Err(
+                        anyhow!(error).context(format!("failed to execute `{shown}`"))
+                    ));
                     child.reap();
                     return;
                 }
@@ -322,7 +330,11 @@ fn fork_held(program: &CString, argv: &[CString]) -> anyhow::Result<HeldChild> {
             }
             libc::execv(program.as_ptr(), argv_ptrs.as_ptr());
             let errno = *libc::__errno_location();
-            libc::write(error_write, (&raw const errno).cast(), size_of::<libc::c_int>());
+            libc::write(
+                error_write,
+                (&raw const errno).cast(),
+                size_of::<libc::c_int>(),
+            );
             libc::_exit(127);
         }
     }
@@ -370,7 +382,11 @@ impl HeldChild {
         let mut errno: libc::c_int = 0;
         // SAFETY: reading at most one int into a local; EOF means `exec` succeeded.
         let n = unsafe {
-            libc::read(self.exec_error, (&raw mut errno).cast(), size_of::<libc::c_int>())
+            libc::read(
+                self.exec_error,
+                (&raw mut errno).cast(),
+                size_of::<libc::c_int>(),
+            )
         };
         // SAFETY: closing our own descriptor.
         unsafe { libc::close(self.exec_error) };
@@ -409,7 +425,10 @@ impl HeldChild {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                return ExitStatus { code: None, signal: None };
+                return ExitStatus {
+                    code: None,
+                    signal: None,
+                };
             }
             if libc::WIFEXITED(status) {
                 return ExitStatus {

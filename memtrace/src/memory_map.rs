@@ -138,7 +138,9 @@ mod tests {
         let mut map = MemoryMap::default();
         map.update(vec![entry(0x5000, 0x6000, true, "/usr/lib/plugin.so")]);
         map.update(vec![entry(0x1000, 0x2000, true, "/usr/bin/app")]);
-        assert!(matches!(map.locate(0x5010), Location::File { ref path, .. } if path == "/usr/lib/plugin.so"));
+        assert!(
+            matches!(map.locate(0x5010), Location::File { ref path, .. } if path == "/usr/lib/plugin.so")
+        );
         assert!(map.is_code(0x1010));
     }
 }

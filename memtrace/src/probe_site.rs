@@ -67,7 +67,10 @@ pub fn choose(code: &[u8], needs: Needs<'_>) -> Site {
         let clobbers = info.info(&instruction).used_registers().iter().any(|used| {
             let written = matches!(
                 used.access(),
-                OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
             );
             let register = used.register().full_register();
             written
@@ -112,7 +115,13 @@ mod tests {
     fn test_then_jump_moves_to_the_jump() {
         // test rdi, rdi; je +0xbf; push rbp
         let code = [0x48, 0x85, 0xff, 0x0f, 0x84, 0xbf, 0, 0, 0, 0x55];
-        assert_eq!(choose(&code, FREE_ARGS), Site { offset: 3, emulated: true });
+        assert_eq!(
+            choose(&code, FREE_ARGS),
+            Site {
+                offset: 3,
+                emulated: true
+            }
+        );
     }
 
     #[test]
@@ -123,14 +132,26 @@ mod tests {
             arguments: &[Register::RDI],
             return_probe: true,
         };
-        assert_eq!(choose(&code, needs), Site { offset: 0, emulated: true });
+        assert_eq!(
+            choose(&code, needs),
+            Site {
+                offset: 0,
+                emulated: true
+            }
+        );
     }
 
     #[test]
     fn written_argument_keeps_the_probe_at_entry() {
         // mov edi, 1; jmp +0
         let code = [0xbf, 1, 0, 0, 0, 0xeb, 0x00];
-        assert_eq!(choose(&code, FREE_ARGS), Site { offset: 0, emulated: false });
+        assert_eq!(
+            choose(&code, FREE_ARGS),
+            Site {
+                offset: 0,
+                emulated: false
+            }
+        );
     }
 
     #[test]
@@ -141,9 +162,21 @@ mod tests {
             arguments: &[Register::RDI],
             return_probe: true,
         };
-        assert_eq!(choose(&code, needs), Site { offset: 0, emulated: false });
+        assert_eq!(
+            choose(&code, needs),
+            Site {
+                offset: 0,
+                emulated: false
+            }
+        );
         // Without a return probe the stack pointer may move.
-        assert_eq!(choose(&code, FREE_ARGS), Site { offset: 4, emulated: true });
+        assert_eq!(
+            choose(&code, FREE_ARGS),
+            Site {
+                offset: 4,
+                emulated: true
+            }
+        );
     }
 
     #[test]
@@ -154,13 +187,25 @@ mod tests {
             arguments: &[Register::RDI, Register::RSI, Register::RDX],
             return_probe: true,
         };
-        assert_eq!(choose(&code, needs), Site { offset: 7, emulated: true });
+        assert_eq!(
+            choose(&code, needs),
+            Site {
+                offset: 7,
+                emulated: true
+            }
+        );
     }
 
     #[test]
     fn syscall_stops_the_search() {
         // mov eax, 11; syscall; jmp +0 (munmap)
         let code = [0xb8, 0x0b, 0, 0, 0, 0x0f, 0x05, 0xeb, 0x00];
-        assert_eq!(choose(&code, FREE_ARGS), Site { offset: 0, emulated: false });
+        assert_eq!(
+            choose(&code, FREE_ARGS),
+            Site {
+                offset: 0,
+                emulated: false
+            }
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Loading the eBPF programs and attaching them to one process's allocator.
 //!
-//! Needs Linux 5.15 (ring buffer, uprobe attach cookies), and CAP_BPF with
-//! CAP_PERFMON (or root). Dropping [`Probes`] detaches every probe.
+//! Needs Linux 5.15 (ring buffer, uprobe attach cookies), and `CAP_BPF` with
+//! `CAP_PERFMON` (or root). Dropping [`Probes`] detaches every probe.
 
 use std::{fs, num::NonZeroU32};
 
@@ -154,8 +154,7 @@ impl Probes {
             debug_assert!((counter as u32) < COUNTER_SLOTS);
             self.counters
                 .get(&(counter as u32), 0)
-                .map(|values| values.iter().sum())
-                .unwrap_or(0)
+                .map_or(0, |values| values.iter().sum())
         };
         KernelCounters {
             ring_buffer_full: read(Counter::RingBufferFull),
@@ -185,33 +184,49 @@ fn attach_point(ebpf: &mut Ebpf, point: &ProbePoint, pid: NonZeroU32) -> anyhow:
         cookie: Some(point.kind as u64),
     };
     program
-        .attach(entry_point, &point.attach_path, UProbeScope::OneProcess(pid))
+        .attach(
+            entry_point,
+            &point.attach_path,
+            UProbeScope::OneProcess(pid),
+        )
         .with_context(|| format!("failed to attach to `{symbol}` in `{}`", point.path))?;
 
     if let Some(ret) = ret {
         let program: &mut UProbe = ebpf.program_mut(ret).expect("loaded above").try_into()?;
         program
-            .attach(UProbeAttachLocation::AbsoluteOffset(point.offset), &point.attach_path, UProbeScope::OneProcess(pid))
-            .with_context(|| format!("failed to attach to the return of `{symbol}` in `{}`", point.path))?;
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(point.offset),
+                &point.attach_path,
+                UProbeScope::OneProcess(pid),
+            )
+            .with_context(|| {
+                format!(
+                    "failed to attach to the return of `{symbol}` in `{}`",
+                    point.path
+                )
+            })?;
     }
     Ok(())
 }
 
 /// Shortens a load error to one line (the verifier's log goes to the debug
 /// log), and adds the usual fix when the kernel refused for lack of privilege.
+#[expect(clippy::needless_pass_by_value, reason = "shaped for `map_err`")]
 fn load_error(error: aya::EbpfError) -> anyhow::Error {
-    short_load_error(error.to_string())
+    short_load_error(&error.to_string())
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "shaped for `map_err`")]
 fn program_error(error: aya::programs::ProgramError) -> anyhow::Error {
-    short_load_error(error.to_string())
+    short_load_error(&error.to_string())
 }
 
-fn short_load_error(text: String) -> anyhow::Error {
+fn short_load_error(text: &str) -> anyhow::Error {
     log::debug!("{text}");
     let first_line = text.lines().next().unwrap_or_default().to_owned();
     if text.contains("Operation not permitted") {
-        anyhow!("{first_line}").context("not permitted: run as root or grant CAP_BPF and CAP_PERFMON")
+        anyhow!("{first_line}")
+            .context("not permitted: run as root or grant CAP_BPF and CAP_PERFMON")
     } else if text.lines().count() > 1 {
         anyhow!("{first_line} (run with -vv for the kernel's full log)")
     } else {

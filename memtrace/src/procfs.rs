@@ -77,7 +77,10 @@ pub fn parse_status(text: &str) -> MemoryStatus {
             continue;
         };
         let mut words = value.split_whitespace();
-        let number = words.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let number = words
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
         let bytes = if words.next() == Some("kB") {
             number * 1024
         } else {
@@ -145,7 +148,9 @@ pub fn is_alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
     !matches!(state, Some("Z" | "X" | "x"))
 }
 

@@ -208,19 +208,19 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  heap      {} live in {} blocks; {} allocated in {} calls, {} frees",
+            "  heap      {} live in {}; {} allocated in {}, {}",
             bytes(live_bytes),
-            count(live_count),
+            counted(live_count, "block"),
             bytes(alloc_bytes),
-            count(allocs),
-            count(frees)
+            counted(allocs, "call"),
+            counted(frees, "free")
         );
         let _ = writeln!(
             s,
-            "  mmap      {} live in {} regions; {} anonymous mappings made",
+            "  mmap      {} live in {}; {} made",
             bytes(mapped_bytes),
-            count(mapped_count),
-            count(maps)
+            counted(mapped_count, "region"),
+            counted(maps, "anonymous mapping")
         );
         if rss_bytes > 0 {
             let _ = writeln!(s, "  rss       {} at the end", bytes(rss_bytes));
@@ -266,20 +266,30 @@ impl Report {
         for (rank, consumer) in live.iter().take(top).enumerate() {
             let _ = writeln!(
                 s,
-                "{:>3}. {} live in {} {} ({} allocated in {} calls)  charged to {}",
+                "{:>3}. {} live in {} ({} allocated in {})  charged to {}",
                 rank + 1,
                 bytes(consumer.live_bytes),
-                count(consumer.live_count),
-                if consumer.kind == "mmap" { "regions" } else { "blocks" },
+                counted(
+                    consumer.live_count,
+                    if consumer.kind == "mmap" {
+                        "region"
+                    } else {
+                        "block"
+                    }
+                ),
                 bytes(consumer.alloc_bytes),
-                count(consumer.alloc_count),
+                counted(consumer.alloc_count, "call"),
                 consumer.module
             );
             for frame in consumer.frames.iter().take(TEXT_FRAMES) {
                 let _ = writeln!(s, "       {}", frame_text(frame));
             }
             if consumer.frames.len() > TEXT_FRAMES {
-                let _ = writeln!(s, "       ... {} more frames", consumer.frames.len() - TEXT_FRAMES);
+                let _ = writeln!(
+                    s,
+                    "       ... {} more frames",
+                    consumer.frames.len() - TEXT_FRAMES
+                );
             }
         }
     }
@@ -331,12 +341,21 @@ pub fn signed_bytes(n: f64) -> String {
     format!("{sign}{}", bytes(n.abs() as u64))
 }
 
+/// Formats a count of things, with the noun in the singular or the plural.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", count(n))
+    }
+}
+
 /// Formats a count with thousands separators.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -363,5 +382,7 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(counted(1, "block"), "1 block");
+        assert_eq!(counted(1000, "block"), "1,000 blocks");
     }
 }

@@ -7,6 +7,7 @@
 //! exits.
 
 use std::{
+    fmt::Write as _,
     io::{IsTerminal as _, Write as _},
     os::fd::AsRawFd as _,
     sync::atomic::{AtomicBool, AtomicI32, Ordering},
@@ -19,13 +20,13 @@ use memtrace_common::Event;
 use rustc_hash::FxHashMap;
 
 use crate::{
-    aggregate::{AGE_BUCKETS_S, Aggregator, Family, Site, SiteKey},
+    aggregate::{AGE_BUCKETS_S, Aggregator, Site, SiteKey},
     allocator::Plan,
     consumers,
     memory_map::MemoryMap,
     probes::{KernelCounters, MapSizes, Probes},
     procfs,
-    report::{self, Consumer, ExitStatus, MemorySample, ModuleUsage, ProbePointSummary, Report},
+    report::{self, ExitStatus, MemorySample, ProbePointSummary, Report},
     symbolize::Symbolizer,
 };
 
@@ -35,6 +36,8 @@ const MAP_REFRESH_MIN_GAP: Duration = Duration::from_millis(10);
 const POLL_SLICE: Duration = Duration::from_millis(50);
 /// The window over which growth per minute is measured.
 const GROWTH_WINDOW_S: f64 = 60.0;
+/// The shortest span a growth rate is shown for: shorter ones extrapolate noise.
+const GROWTH_MIN_SPAN_S: f64 = 10.0;
 
 /// Settings of a session.
 #[derive(Clone, Debug)]
@@ -223,22 +226,21 @@ impl Tracer {
         sample
     }
 
-    /// Traced bytes (heap and mappings) gained per minute over the last window.
-    fn growth_per_minute(&self) -> f64 {
-        let Some(last) = self.samples.last() else {
-            return 0.0;
-        };
+    /// Traced bytes (heap and mappings) gained per minute over the last
+    /// window, once enough time has passed to tell.
+    fn growth_per_minute(&self) -> Option<f64> {
+        let last = self.samples.last()?;
         let first = self
             .samples
             .iter()
             .find(|s| last.t_s - s.t_s <= GROWTH_WINDOW_S)
             .unwrap_or(last);
         let span = last.t_s - first.t_s;
-        if span <= 0.0 {
-            return 0.0;
+        if span < GROWTH_MIN_SPAN_S {
+            return None;
         }
         let traced = |s: &MemorySample| (s.heap_bytes + s.mapped_bytes) as f64;
-        (traced(last) - traced(first)) / span * 60.0
+        Some((traced(last) - traced(first)) / span * 60.0)
     }
 
     fn kernel_counters(&self) -> KernelCounters {
@@ -275,18 +277,21 @@ impl Tracer {
         let totals = self.aggregator.totals();
         let lost = self.lost();
         let mut line = format!(
-            "memtrace: pid {} | rss {} | heap {} ({} blocks) | mapped {} | growth {}/min | {:.0} events/s | lost {}",
+            "memtrace: pid {} | rss {} | heap {} ({} blocks) | mapped {} | growth {} | {:.0} events/s | lost {}",
             self.pid,
             report::bytes(sample.rss_bytes),
             report::bytes(sample.heap_bytes),
             report::count(totals.live_count),
             report::bytes(sample.mapped_bytes),
-            report::signed_bytes(self.growth_per_minute()),
+            self.growth_per_minute().map_or_else(
+                || "measuring".to_owned(),
+                |g| format!("{}/min", report::signed_bytes(g))
+            ),
             events_per_s,
             report::count(lost.events),
         );
         if lost.stacks > 0 {
-            line.push_str(&format!(" (+{} stacks)", report::count(lost.stacks)));
+            let _ = write!(line, " (+{} stacks)", report::count(lost.stacks));
         }
         line
     }
@@ -307,53 +312,8 @@ impl Tracer {
         };
         let groups = consumers::group(sites, &ages, &self.memory_map, &stack_of);
 
-        let mut symbolizer = Symbolizer::new();
-        let mut modules: Vec<ModuleUsage> = Vec::new();
-        let consumers: Vec<Consumer> = groups
-            .into_iter()
-            .map(|group| {
-                let frames = symbolizer.frames(&self.memory_map, &group.addresses);
-                let module = consumers::charged_module(&frames)
-                    .unwrap_or(crate::symbolize::UNKNOWN_MODULE)
-                    .to_owned();
-                let usage = match modules.iter_mut().find(|m| m.module == module) {
-                    Some(usage) => usage,
-                    None => {
-                        modules.push(ModuleUsage {
-                            module: module.clone(),
-                            live_bytes: 0,
-                            live_count: 0,
-                            heap_bytes: 0,
-                            mapped_bytes: 0,
-                        });
-                        modules.last_mut().expect("just pushed")
-                    }
-                };
-                usage.live_bytes += group.live_bytes;
-                usage.live_count += group.live_count;
-                let kind = match group.family {
-                    Family::Heap => {
-                        usage.heap_bytes += group.live_bytes;
-                        "heap"
-                    }
-                    Family::Mapping => {
-                        usage.mapped_bytes += group.live_bytes;
-                        "mmap"
-                    }
-                };
-                Consumer {
-                    kind: kind.to_owned(),
-                    live_bytes: group.live_bytes,
-                    live_count: group.live_count,
-                    alloc_count: group.alloc_count,
-                    alloc_bytes: group.alloc_bytes,
-                    module,
-                    frames,
-                    live_by_age: group.ages.to_vec(),
-                }
-            })
-            .collect();
-        modules.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then(a.module.cmp(&b.module)));
+        let (consumers, modules) =
+            consumers::describe(groups, &mut Symbolizer::new(), &self.memory_map);
 
         let totals = self.aggregator.totals();
         let untracked = self.aggregator.untracked();
@@ -399,7 +359,12 @@ impl Tracer {
                         emulated: p.emulated,
                     })
                     .collect(),
-                missing: self.plan.missing.iter().map(|k| k.symbol().to_owned()).collect(),
+                missing: self
+                    .plan
+                    .missing
+                    .iter()
+                    .map(|k| k.symbol().to_owned())
+                    .collect(),
                 nested_calls: counters.nested_calls,
             },
             age_buckets_s: AGE_BUCKETS_S.to_vec(),
@@ -433,7 +398,10 @@ pub fn run(mut tracer: Tracer, options: &Options, watch: &mut dyn Watch) -> anyh
         let signal = SIGNALLED.swap(0, Ordering::SeqCst);
         if signal != 0 {
             let from_terminal = FROM_TERMINAL.load(Ordering::SeqCst);
-            if watch.on_signal(Signal { number: signal, from_terminal }) {
+            if watch.on_signal(Signal {
+                number: signal,
+                from_terminal,
+            }) {
                 break;
             }
         }

@@ -51,7 +51,10 @@ impl Symbolizer {
     /// Symbolizes return addresses (each looked up one byte back, inside the
     /// call instruction, so the line is the call's).
     pub fn frames(&mut self, map: &MemoryMap, addresses: &[u64]) -> Vec<Frame> {
-        let locations: Vec<_> = addresses.iter().map(|&a| map.locate(a.saturating_sub(1))).collect();
+        let locations: Vec<_> = addresses
+            .iter()
+            .map(|&a| map.locate(a.saturating_sub(1)))
+            .collect();
         self.fill_cache(&locations);
 
         addresses
@@ -59,7 +62,11 @@ impl Symbolizer {
             .zip(locations)
             .map(|(&address, location)| match location {
                 Location::File { path, offset } => {
-                    let symbol = self.cache.get(&(path.clone(), offset)).cloned().unwrap_or_default();
+                    let symbol = self
+                        .cache
+                        .get(&(path.clone(), offset))
+                        .cloned()
+                        .unwrap_or_default();
                     Frame {
                         address,
                         function: symbol.function,
@@ -87,7 +94,10 @@ impl Symbolizer {
             offsets.sort_unstable();
             offsets.dedup();
             let source = Source::Elf(Elf::new(Path::new(path)));
-            let symbols = match self.blazesym.symbolize(&source, Input::FileOffset(&offsets)) {
+            let symbols = match self
+                .blazesym
+                .symbolize(&source, Input::FileOffset(&offsets))
+            {
                 Ok(symbols) => symbols,
                 Err(err) => {
                     log::debug!("cannot symbolize `{path}`: {err}");

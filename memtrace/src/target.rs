@@ -2,9 +2,12 @@
 
 use std::fs;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 
-use crate::{allocator::{self, Plan}, procfs};
+use crate::{
+    allocator::{self, Plan},
+    procfs,
+};
 
 /// Checks that `pid` is a live user-space process memtrace can trace, and
 /// returns its command line.
@@ -40,12 +43,17 @@ pub fn check_pid(pid: u32) -> anyhow::Result<String> {
 
 /// Plans the probes for a running process from its memory map.
 pub fn plan_for_pid(pid: u32) -> anyhow::Result<Plan> {
-    let maps = procfs::read_maps(pid).with_context(|| format!("failed to read the memory map of `{pid}`"))?;
+    let maps = procfs::read_maps(pid)
+        .with_context(|| format!("failed to read the memory map of `{pid}`"))?;
     if maps.is_empty() {
         bail!("process `{pid}` has no memory map: it exited or is a kernel thread");
     }
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
     let exe = exe.as_ref().and_then(|p| p.to_str());
-    allocator::plan(&maps, exe, &|path| procfs::in_target_root(pid, path))
-        .with_context(|| format!("cannot trace process `{pid}` ({})", procfs::command_line(pid)))
+    allocator::plan(&maps, exe, &|path| procfs::in_target_root(pid, path)).with_context(|| {
+        format!(
+            "cannot trace process `{pid}` ({})",
+            procfs::command_line(pid)
+        )
+    })
 }
