@@ -10,6 +10,14 @@
 //! Needs Linux 5.15 (ring buffer, attach cookies on uprobes).
 #![no_std]
 #![no_main]
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "the aya macros hand each program its context by value"
+)]
+#![expect(
+    clippy::inline_always,
+    reason = "BPF-to-BPF calls cost verifier budget and cannot pass map pointers"
+)]
 
 use aya_ebpf::{
     EbpfContext as _, Global,
@@ -53,7 +61,7 @@ const EEXIST: i32 = 17;
 #[uprobe]
 pub fn heap_enter(ctx: ProbeContext) -> u32 {
     if let Some(tid) = target_thread() {
-        enter(&ctx, tid, &HEAP_CALLS);
+        enter(&ctx, tid, &HEAP_CALLS, cookie(&ctx));
     }
     0
 }
@@ -124,9 +132,19 @@ fn inside_heap_call(tid: u32, sp: u64) -> bool {
     }
 }
 
+/// The attach cookie of the running program's link: the [`Kind`] it traces.
+#[inline(always)]
+fn cookie(ctx: &ProbeContext) -> u32 {
+    // SAFETY: reading the attach cookie of the program's own link.
+    unsafe { bpf_get_attach_cookie(ctx.as_ptr()) as u32 }
+}
+
+/// Kind of a call recorded only so that its return probe knows to ignore it.
+const IGNORED: u32 = 0;
+
 /// Records the arguments of a call at its entry.
 #[inline(always)]
-fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>) {
+fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>, kind: u32) {
     let regs = regs(ctx);
     let sp = regs.rsp;
     if let Some(outer) = calls.get_ptr(tid) {
@@ -139,8 +157,6 @@ fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>) {
         bump(Counter::StaleCall);
     }
 
-    // SAFETY: reading the attach cookie of the program's own link.
-    let kind = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     let call = PendingCall {
         sp,
         args: [regs.rdi, regs.rsi, regs.rdx, regs.rcx, regs.r8],
@@ -204,13 +220,11 @@ fn try_heap_return(ctx: &RetProbeContext, tid: u32) {
                 return;
             }
             // SAFETY: a helper read of a user address; failure is handled.
-            match unsafe { bpf_probe_read_user(a0 as *const u64) } {
-                Ok(address) => event.address = address,
-                Err(_) => {
-                    bump(Counter::ResultUnreadable);
-                    return;
-                }
-            }
+            let Ok(address) = (unsafe { bpf_probe_read_user(a0 as *const u64) }) else {
+                bump(Counter::ResultUnreadable);
+                return;
+            };
+            event.address = address;
             event.old_size = a1;
             event.size = a2;
         }
@@ -249,18 +263,19 @@ fn try_free_enter(ctx: &ProbeContext, tid: u32) {
 
 fn try_map_enter(ctx: &ProbeContext, tid: u32) {
     let regs = regs(ctx);
+    let mut kind = cookie(ctx);
     // The malloc family maps and unmaps for itself; its own event covers it.
     if inside_heap_call(tid, regs.rsp) {
         bump(Counter::NestedCall);
-        return;
+        kind = IGNORED;
     }
-    // SAFETY: reading the attach cookie of the program's own link.
-    let kind = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     // Only anonymous mappings are memory the process allocated.
     if kind == Kind::Mmap as u32 && regs.rcx & MAP_ANONYMOUS == 0 {
-        return;
+        kind = IGNORED;
     }
-    enter(ctx, tid, &MAP_CALLS);
+    // Ignored calls are still recorded, so that their return is not taken
+    // for one whose entry was lost.
+    enter(ctx, tid, &MAP_CALLS, kind);
 }
 
 fn try_map_return(ctx: &RetProbeContext, tid: u32) {

@@ -44,6 +44,9 @@ pub struct Plan {
     pub points: Vec<ProbePoint>,
     /// Functions that no probed object defines.
     pub missing: Vec<Kind>,
+    /// Functions that are another's alias (same code, e.g. glibc's `memalign`
+    /// and `aligned_alloc`), probed once, as the second of each pair.
+    pub aliases: Vec<(Kind, Kind)>,
     /// The object the malloc family was found in.
     pub heap_object: String,
     /// The C library.
@@ -130,7 +133,17 @@ pub fn plan(
             heap_object
         };
         match image.probe_point(kind, path, open(path)) {
-            Some(point) => plan.points.push(point),
+            Some(point) => {
+                let same = plan
+                    .points
+                    .iter()
+                    .find(|p| p.path == point.path && p.offset == point.offset);
+                // Two probes at one address would see every call twice.
+                match same {
+                    Some(same) => plan.aliases.push((kind, same.kind)),
+                    None => plan.points.push(point),
+                }
+            }
             None => plan.missing.push(kind),
         }
     }

@@ -52,7 +52,9 @@ fn trace_pid(pid: u32, args: &TraceArgs) -> anyhow::Result<i32> {
             ))
         }
     })?;
-    log::info!("attached to process {pid}");
+    if !args.quiet {
+        eprintln!("memtrace: attached to pid {pid}; Ctrl-C stops tracing and prints the report");
+    }
     let report = session::run(tracer, &options, &mut PidWatch { pid })?;
     write_report(&report, args)?;
     Ok(0)

@@ -107,6 +107,9 @@ pub struct ProbeSummary {
     pub points: Vec<ProbePointSummary>,
     /// Functions no probed object defines.
     pub missing: Vec<String>,
+    /// Functions whose code is another's (`[alias, probed]`), probed once.
+    #[serde(default)]
+    pub aliases: Vec<[String; 2]>,
     /// Allocator calls made by the allocator itself (not counted twice).
     pub nested_calls: u64,
 }

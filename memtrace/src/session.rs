@@ -365,6 +365,12 @@ impl Tracer {
                     .iter()
                     .map(|k| k.symbol().to_owned())
                     .collect(),
+                aliases: self
+                    .plan
+                    .aliases
+                    .iter()
+                    .map(|(alias, probed)| [alias.symbol().to_owned(), probed.symbol().to_owned()])
+                    .collect(),
                 nested_calls: counters.nested_calls,
             },
             age_buckets_s: AGE_BUCKETS_S.to_vec(),

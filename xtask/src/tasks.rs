@@ -38,7 +38,8 @@ fn describe(command: &Command) -> String {
 
 /// A `cargo` command run at the workspace root with memtrace's build environment.
 pub fn cargo(toolchain: &Toolchain) -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // The rustup proxy, not `$CARGO`: some steps pick a toolchain with `+name`.
+    let mut command = Command::new("cargo");
     command.current_dir(workspace_root());
     toolchain.apply(&mut command);
     command
@@ -111,6 +112,19 @@ pub fn test() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The eBPF crate only builds for its own target, with `core` built from source.
+    run_checked(
+        cargo(&toolchain)
+            .arg(format!("+{}", toolchain.name))
+            .args([
+                "clippy",
+                "--package",
+                "memtrace-ebpf",
+                "--target",
+                "bpfel-unknown-none",
+            ])
+            .args(["-Z", "build-std=core", "--", "-D", "warnings"]),
+    )?;
     run_checked(cargo(&toolchain).args([
         "test",
         "--workspace",
