@@ -21,7 +21,9 @@
 
 use aya_ebpf::{
     EbpfContext as _, Global,
-    bindings::{BPF_F_USER_STACK, pt_regs},
+    bindings::{
+        BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, pt_regs,
+    },
     helpers::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
     },
@@ -256,9 +258,7 @@ fn try_free_enter(ctx: &ProbeContext, tid: u32) {
         tid,
         ..Event::default()
     };
-    if EVENTS.output::<Event>(&event, 0).is_err() {
-        bump(Counter::RingBufferFull);
-    }
+    send(&event);
 }
 
 fn try_map_enter(ctx: &ProbeContext, tid: u32) {
@@ -336,7 +336,25 @@ fn emit(ctx: &RetProbeContext, tid: u32, mut event: Event) {
             err
         }
     };
-    if EVENTS.output::<Event>(&event, 0).is_err() {
+    send(&event);
+}
+
+/// Bytes waiting in the ring buffer past which the reader is woken.
+///
+/// Waking the reader on every event (the ring buffer's default whenever the
+/// reader has caught up) costs a cross-CPU wakeup per allocation. Below this
+/// mark events wait for the reader's own short poll timeout instead.
+const WAKEUP_BYTES: u64 = 256 << 10;
+
+/// Pushes an event into the ring buffer, counting it when there is no room.
+#[inline(always)]
+fn send(event: &Event) {
+    let flags = if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if EVENTS.output::<Event>(event, u64::from(flags)).is_err() {
         bump(Counter::RingBufferFull);
     }
 }

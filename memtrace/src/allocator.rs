@@ -36,6 +36,8 @@ pub struct ProbePoint {
     pub skipped: u64,
     /// Whether the kernel emulates the probed instruction.
     pub emulated: bool,
+    /// Whether it would emulate the function's first instruction.
+    pub entry_emulated: bool,
 }
 
 /// Where every traced function lives in one process.
@@ -51,6 +53,19 @@ pub struct Plan {
     pub heap_object: String,
     /// The C library.
     pub libc: String,
+}
+
+impl Plan {
+    /// Moves every probe back to its function's first instruction, as a
+    /// plain uprobe on the symbol would sit (used to measure what the
+    /// choice of site saves).
+    pub fn place_at_entries(&mut self) {
+        for point in &mut self.points {
+            point.offset -= point.skipped;
+            point.skipped = 0;
+            point.emulated = point.entry_emulated;
+        }
+    }
 }
 
 /// Whether a file name is that of a C library (glibc or musl).
@@ -214,6 +229,7 @@ impl ElfImage {
             offset: offset + site.offset,
             skipped: site.offset,
             emulated: site.emulated,
+            entry_emulated: probe_site::entry_is_emulated(code),
         })
     }
 }

@@ -39,11 +39,14 @@ fn options(args: &TraceArgs) -> Options {
 fn trace_pid(pid: u32, args: &TraceArgs) -> anyhow::Result<i32> {
     let command = target::check_pid(pid)?;
     probes::check_privileges()?;
-    let plan = target::plan_for_pid(pid)?;
+    let mut plan = target::plan_for_pid(pid)?;
+    if args.probe_at_entry {
+        plan.place_at_entries();
+    }
     let options = options(args);
     session::install_signal_handlers()?;
 
-    let tracer = Tracer::attach(pid, command, plan, options.sizes).map_err(|err| {
+    let mut tracer = Tracer::attach(pid, command, plan, options.sizes).map_err(|err| {
         if procfs::is_alive(pid) {
             err
         } else {
@@ -55,8 +58,9 @@ fn trace_pid(pid: u32, args: &TraceArgs) -> anyhow::Result<i32> {
     if !args.quiet {
         eprintln!("memtrace: attached to pid {pid}; Ctrl-C stops tracing and prints the report");
     }
-    let report = session::run(tracer, &options, &mut PidWatch { pid })?;
+    let report = session::run(&mut tracer, &options, &mut PidWatch { pid })?;
     write_report(&report, args)?;
+    drop(tracer);
     Ok(0)
 }
 
@@ -84,7 +88,10 @@ impl Watch for PidWatch {
 }
 
 fn trace_command(argv: &[std::ffi::OsString], args: &TraceArgs) -> anyhow::Result<i32> {
-    let prepared = launch::prepare(argv)?;
+    let mut prepared = launch::prepare(argv)?;
+    if args.probe_at_entry {
+        prepared.plan.place_at_entries();
+    }
     probes::check_privileges()?;
     let options = options(args);
     session::install_signal_handlers()?;
@@ -104,11 +111,12 @@ fn trace_command(argv: &[std::ffi::OsString], args: &TraceArgs) -> anyhow::Resul
         )?);
         Ok(())
     })?;
-    let tracer = tracer.expect("attached before the command started");
+    let mut tracer = tracer.expect("attached before the command started");
     let mut watch = CommandWatch { launch, exit: None };
-    let report = session::run(tracer, &options, &mut watch)?;
+    let report = session::run(&mut tracer, &options, &mut watch)?;
     watch.launch.join();
     write_report(&report, args)?;
+    drop(tracer);
     Ok(watch.exit.map_or(0, |status| status.shell_code()))
 }
 

@@ -75,6 +75,11 @@ pub struct TraceArgs {
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(256..=1_048_576), value_name = "N")]
     pub stack_map_entries: u32,
 
+    /// Probe every function at its first instruction instead of the cheapest
+    /// site (for measuring the difference).
+    #[arg(long, hide = true)]
+    pub probe_at_entry: bool,
+
     /// More diagnostics on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

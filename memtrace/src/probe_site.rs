@@ -82,14 +82,18 @@ pub fn choose(code: &[u8], needs: Needs<'_>) -> Site {
         }
     }
 
-    let emulated = Decoder::with_ip(64, code, 0, DecoderOptions::NONE)
-        .iter()
-        .next()
-        .is_some_and(|first| is_emulated(&first));
     Site {
         offset: 0,
-        emulated,
+        emulated: entry_is_emulated(code),
     }
+}
+
+/// Whether the kernel emulates the function's first instruction.
+pub fn entry_is_emulated(code: &[u8]) -> bool {
+    Decoder::with_ip(64, code, 0, DecoderOptions::NONE)
+        .iter()
+        .next()
+        .is_some_and(|first| is_emulated(&first))
 }
 
 /// Whether the kernel's x86 uprobe code emulates this instruction instead of

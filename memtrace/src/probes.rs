@@ -1,7 +1,9 @@
 //! Loading the eBPF programs and attaching them to one process's allocator.
 //!
 //! Needs Linux 5.15 (ring buffer, uprobe attach cookies), and `CAP_BPF` with
-//! `CAP_PERFMON` (or root). Dropping [`Probes`] detaches every probe.
+//! `CAP_PERFMON` (or root). Dropping [`Probes`] detaches every probe; the
+//! kernel waits for a grace period on each (about 0.1 s here, and they do not
+//! overlap), so callers print their results first.
 
 use std::{fs, num::NonZeroU32};
 
@@ -130,6 +132,43 @@ impl Probes {
         Ok(Self { ebpf, counters })
     }
 
+    /// Attaches one entry program (or, with `return_probe`, one return
+    /// program) at `offset` in `path` for every process, with no process
+    /// targeted, so it returns at once: what is left is the bare cost of a
+    /// probe hit there. For benchmarks.
+    pub fn attach_idle(
+        path: &std::path::Path,
+        offset: u64,
+        return_probe: bool,
+    ) -> anyhow::Result<Self> {
+        let name = if return_probe {
+            HEAP_RETURN_PROGRAM
+        } else {
+            FREE_ENTER_PROGRAM
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(TARGET_TGID_GLOBAL, &0u32, true)
+            .load(PROGRAMS)
+            .map_err(load_error)?;
+        let program: &mut UProbe = ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("program `{name}` missing"))?
+            .try_into()?;
+        program.load().map_err(program_error)?;
+        program
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(offset),
+                path,
+                UProbeScope::AllProcesses,
+            )
+            .with_context(|| format!("failed to attach at {offset:#x} in `{}`", path.display()))?;
+        let counters = ebpf
+            .take_map(COUNTERS_MAP)
+            .ok_or_else(|| anyhow!("map `{COUNTERS_MAP}` missing from the eBPF object"))?;
+        let counters = PerCpuArray::try_from(counters)?;
+        Ok(Self { ebpf, counters })
+    }
+
     /// Takes the ring buffer of events; call once.
     pub fn take_events(&mut self) -> anyhow::Result<RingBuf<MapData>> {
         let map = self
@@ -175,12 +214,11 @@ fn attach_point(ebpf: &mut Ebpf, point: &ProbePoint, pid: NonZeroU32) -> anyhow:
         kind if kind.is_mapping() => (MAP_ENTER_PROGRAM, Some(MAP_RETURN_PROGRAM)),
         _ => (HEAP_ENTER_PROGRAM, Some(HEAP_RETURN_PROGRAM)),
     };
-    let location = UProbeAttachLocation::AbsoluteOffset(point.offset);
     let symbol = point.kind.symbol();
 
     let program: &mut UProbe = ebpf.program_mut(enter).expect("loaded above").try_into()?;
     let entry_point = UProbeAttachPoint {
-        location,
+        location: UProbeAttachLocation::AbsoluteOffset(point.offset),
         cookie: Some(point.kind as u64),
     };
     program
@@ -193,12 +231,9 @@ fn attach_point(ebpf: &mut Ebpf, point: &ProbePoint, pid: NonZeroU32) -> anyhow:
 
     if let Some(ret) = ret {
         let program: &mut UProbe = ebpf.program_mut(ret).expect("loaded above").try_into()?;
+        let location = UProbeAttachLocation::AbsoluteOffset(point.offset);
         program
-            .attach(
-                UProbeAttachLocation::AbsoluteOffset(point.offset),
-                &point.attach_path,
-                UProbeScope::OneProcess(pid),
-            )
+            .attach(location, &point.attach_path, UProbeScope::OneProcess(pid))
             .with_context(|| {
                 format!(
                     "failed to attach to the return of `{symbol}` in `{}`",

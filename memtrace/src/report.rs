@@ -29,6 +29,9 @@ pub struct Report {
     /// By live bytes, largest first.
     pub modules: Vec<ModuleUsage>,
     pub memory: Vec<MemorySample>,
+    /// What tracing cost memtrace itself.
+    #[serde(default)]
+    pub tracer: TracerUsage,
     /// How a command started by `memtrace run` ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitStatus>,
@@ -158,6 +161,15 @@ pub struct MemorySample {
     pub rss_bytes: u64,
     pub heap_bytes: u64,
     pub mapped_bytes: u64,
+}
+
+/// memtrace's own resource use.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct TracerUsage {
+    /// memtrace's peak resident set size.
+    pub peak_rss_bytes: u64,
+    /// CPU time memtrace used, user and system.
+    pub cpu_s: f64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]

@@ -32,8 +32,10 @@ use crate::{
 
 /// How often the memory map may be re-read when unknown code shows up.
 const MAP_REFRESH_MIN_GAP: Duration = Duration::from_millis(10);
-/// Longest wait for events before checking timers and the target.
-const POLL_SLICE: Duration = Duration::from_millis(50);
+/// Longest wait for events before draining anyway and checking timers and
+/// the target. The kernel side wakes the reader only once a backlog builds
+/// up, so this also bounds how late events are seen.
+const POLL_SLICE: Duration = Duration::from_millis(10);
 /// The window over which growth per minute is measured.
 const GROWTH_WINDOW_S: f64 = 60.0;
 /// The shortest span a growth rate is shown for: shorter ones extrapolate noise.
@@ -377,14 +379,26 @@ impl Tracer {
             consumers,
             modules,
             memory: self.samples.clone(),
+            tracer: {
+                let (peak_rss_bytes, cpu_s) = procfs::own_usage();
+                report::TracerUsage {
+                    peak_rss_bytes,
+                    cpu_s,
+                }
+            },
             exit,
         }
     }
 }
 
 /// Runs the loop until the target is gone, a signal arrives or the duration
-/// ends, then builds the report.
-pub fn run(mut tracer: Tracer, options: &Options, watch: &mut dyn Watch) -> anyhow::Result<Report> {
+/// ends, then builds the report. The probes stay attached until the caller
+/// drops the tracer, which is slow (see [`crate::probes`]): print the report first.
+pub fn run(
+    tracer: &mut Tracer,
+    options: &Options,
+    watch: &mut dyn Watch,
+) -> anyhow::Result<Report> {
     let stderr_is_terminal = std::io::stderr().is_terminal();
     let mut next_tick = Instant::now() + options.interval;
     let mut events_since_tick = 0;
@@ -398,7 +412,7 @@ pub fn run(mut tracer: Tracer, options: &Options, watch: &mut dyn Watch) -> anyh
         wait_for_events(&tracer.events, wait)?;
         events_since_tick += tracer.drain();
 
-        if watch.target_gone(&mut tracer) {
+        if watch.target_gone(tracer) {
             break;
         }
         let signal = SIGNALLED.swap(0, Ordering::SeqCst);
