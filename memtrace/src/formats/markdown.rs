@@ -148,15 +148,19 @@ fn consumers(report: &Report, measure: Measure, out: &mut dyn Write) -> io::Resu
     for (rank, (consumer, value)) in ranked.iter().take(TOP_CONSUMERS).enumerate() {
         writeln!(
             out,
-            "{}. **{}** {} ({} live in {}, {} allocated in {} calls), {}, charged to {}",
+            "{}. **{}** {}: {} live in {} {}, {} allocated in {} calls; charged to {}",
             rank + 1,
             measure.format(*value),
             measure.label(),
             bytes(consumer.live_bytes),
             count(consumer.live_count),
+            if consumer.kind == "mmap" {
+                "regions"
+            } else {
+                "blocks"
+            },
             bytes(consumer.alloc_bytes),
             count(consumer.alloc_count),
-            consumer.kind,
             code(module_name(&consumer.module))
         )?;
         for frame in consumer.frames.iter().take(TOP_FRAMES) {
