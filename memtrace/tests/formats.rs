@@ -218,3 +218,47 @@ fn svg_flame_graphs_parse_as_xml_and_render_in_chromium() {
     let colors: std::collections::HashSet<&[u8]> = pixels.chunks(channels).collect();
     assert!(colors.len() > 8, "the frames are drawn in several colors");
 }
+
+/// `memtrace report` writes each format to a file.
+#[test]
+fn the_report_command_writes_every_format_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in [
+        Format::Folded,
+        Format::Speedscope,
+        Format::Markdown,
+        Format::Json,
+    ] {
+        let output = dir.path().join(format!("{format:?}"));
+        let args = formats::ReportArgs {
+            input: common::fixtures().join("leak-report.json"),
+            format,
+            measure: Measure::LiveCount,
+            output: Some(output.clone()),
+        };
+        formats::run_report(&args).expect("renders");
+        let text = fs::read_to_string(&output).unwrap();
+        assert!(text.contains("make_node"), "{format:?}: {text}");
+    }
+}
+
+/// A report that is not one gives a one-line error naming the file and the problem.
+#[test]
+fn the_report_command_names_a_bad_input_and_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("trace.json");
+    fs::write(&input, r#"{"version": 1, "target": {"pid": 1}}"#).unwrap();
+    let args = formats::ReportArgs {
+        input,
+        format: Format::Folded,
+        measure: Measure::LiveBytes,
+        output: Some(dir.path().join("out")),
+    };
+    let message = format!("{:#}", formats::run_report(&args).unwrap_err());
+    assert!(
+        message.contains("trace.json` is not a memtrace JSON report: missing field `command`"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'));
+    assert!(!dir.path().join("out").exists(), "nothing is written");
+}

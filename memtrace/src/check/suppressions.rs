@@ -1,7 +1,8 @@
 //! Suppression files in the style of `LeakSanitizer`'s: one `leak:PATTERN` a
 //! line, `#` starting a comment line. A pattern matches a leak site when it
-//! is found inside the function name, the module's path or the module's file
-//! name of any of its frames; `*` stands for any run of characters.
+//! is found inside the function name, the source file, the module's path or
+//! the module's file name of any of its frames; `*` stands for any run of
+//! characters.
 
 use std::{fmt, fs, path::Path};
 
@@ -123,6 +124,7 @@ impl Suppressions {
                     let module = &frame.module;
                     let file_name = module.rsplit('/').next().unwrap_or(module);
                     frame.function.as_deref().is_some_and(|f| rule.matches(f))
+                        || frame.file.as_deref().is_some_and(|f| rule.matches(f))
                         || rule.matches(module)
                         || rule.matches(file_name)
                 })
@@ -171,6 +173,10 @@ mod tests {
         ];
         assert_eq!(rules.matching(&foo), Some("libfoo.so"));
         assert_eq!(rules.matching(&[frame(Some("main"), "/usr/bin/app")]), None);
+        let mut vendored = frame(Some("parse"), "/usr/bin/app");
+        vendored.file = Some("/src/third_party/libconf/load.c".to_owned());
+        let rules = Suppressions::parse("leak:third_party/*").unwrap();
+        assert_eq!(rules.matching(&[vendored]), Some("third_party/*"));
     }
 
     #[test]

@@ -31,14 +31,14 @@ pub struct Shared {
     pub frames: Vec<Frame>,
 }
 
-/// A frame: its name, and its source where known.
+/// A frame: its name, and its source file where known. Calls from one
+/// function at different lines are one frame, so that speedscope's views
+/// merge them.
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Serialize)]
 pub struct Frame {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
 }
 
 /// A sampled profile: stacks of frame indexes, root first, and their weights.
@@ -82,7 +82,6 @@ pub fn build(report: &Report, measure: Measure) -> File {
                         let frame = Frame {
                             name: frame_name(f),
                             file: f.file.clone(),
-                            line: f.line,
                         };
                         *index.entry(frame).or_insert_with_key(|frame| {
                             frames.push(frame.clone());
@@ -133,7 +132,7 @@ mod tests {
             .iter()
             .filter(|f| f.name == "main [server]")
             .count();
-        assert_eq!(main, 3, "main at three lines is three frames");
+        assert_eq!(main, 1, "main at three lines is one frame");
         assert_eq!(
             file.shared.frames[live.samples[0][0]].name, "main [server]",
             "root first"
