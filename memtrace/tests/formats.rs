@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::{fs, io::Read as _, process::Command};
+use std::fs;
 
 use memtrace::formats::{self, Format, Measure};
 
@@ -60,6 +60,8 @@ fn folded_stacks_are_read_back_by_inferno_with_the_same_totals() {
 #[cfg(feature = "pprof")]
 #[test]
 fn pprof_profiles_are_decoded_by_protoc() {
+    use std::{io::Read as _, process::Command};
+
     let protoc = common::require_tool("protoc", "protobuf-compiler");
     let dir = tempfile::tempdir().unwrap();
     let mut raw = Vec::new();
@@ -154,6 +156,8 @@ fn speedscope_files_have_the_schema_fields_and_valid_frame_indexes() {
 #[cfg(feature = "flamegraph")]
 #[test]
 fn svg_flame_graphs_parse_as_xml_and_render_in_chromium() {
+    use std::process::Command;
+
     let svg = rendered(Format::Svg, Measure::LiveBytes);
     let text = String::from_utf8(svg.clone()).unwrap();
     let mut reader = quick_xml::Reader::from_str(&text);
