@@ -346,27 +346,13 @@ pub fn evaluate(
     let mut sites: Vec<LeakSite> = merge_sites(report)
         .into_iter()
         .map(|(key, site)| {
-            let status = match (suppressions.matching(&site.frames), &known) {
-                (Some(pattern), _) => SiteStatus::Suppressed(pattern.to_owned()),
-                (None, None) => SiteStatus::New,
-                (None, Some(known)) => match known.get(&key) {
-                    None => SiteStatus::New,
-                    Some(before) => {
-                        let allowed =
-                            before.live_bytes as f64 * (1.0 + options.baseline_margin / 100.0);
-                        if site.live_bytes > before.live_bytes && site.live_bytes as f64 > allowed {
-                            SiteStatus::Grew {
-                                baseline_bytes: before.live_bytes,
-                                baseline_count: before.live_count,
-                            }
-                        } else {
-                            SiteStatus::BaselineKnown {
-                                baseline_bytes: before.live_bytes,
-                            }
-                        }
-                    }
-                },
-            };
+            let status = judge(
+                &key,
+                &site,
+                suppressions,
+                known.as_ref(),
+                options.baseline_margin,
+            );
             let (charged_bytes, charged_count) = match status {
                 SiteStatus::New => (site.live_bytes, site.live_count),
                 SiteStatus::Grew {
@@ -435,6 +421,33 @@ pub fn evaluate(
         growth,
         breaches,
         growth_checked: options.max_growth.is_some(),
+    }
+}
+
+/// A site's status: suppressions first, then the baseline, if any.
+fn judge(
+    key: &SiteKey,
+    site: &Merged,
+    suppressions: &Suppressions,
+    known: Option<&FxHashMap<SiteKey, Merged>>,
+    margin_percent: f64,
+) -> SiteStatus {
+    if let Some(pattern) = suppressions.matching(&site.frames) {
+        return SiteStatus::Suppressed(pattern.to_owned());
+    }
+    let Some(before) = known.and_then(|known| known.get(key)) else {
+        return SiteStatus::New;
+    };
+    let allowed = before.live_bytes as f64 * (1.0 + margin_percent / 100.0);
+    if site.live_bytes > before.live_bytes && site.live_bytes as f64 > allowed {
+        SiteStatus::Grew {
+            baseline_bytes: before.live_bytes,
+            baseline_count: before.live_count,
+        }
+    } else {
+        SiteStatus::BaselineKnown {
+            baseline_bytes: before.live_bytes,
+        }
     }
 }
 
