@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 pub use self::suppressions::Suppressions;
 use crate::{
     cli::parse_duration,
-    formats::{load_report, module_name},
+    formats::{counted, load_report, module_name, units},
     report::{MemorySample, Report, bytes, count},
     symbolize::Frame,
 };
@@ -235,15 +235,11 @@ impl LeakSite {
     /// What the site holds, e.g. `1.00 KiB in 4 blocks`.
     #[must_use]
     pub fn holding(&self) -> String {
-        let unit = if self.key.kind == "mmap" {
-            "regions"
-        } else {
-            "blocks"
-        };
+        let (one, many) = units(&self.key.kind);
         format!(
-            "{} in {} {unit}",
+            "{} in {}",
             bytes(self.live_bytes),
-            count(self.live_count)
+            counted(self.live_count, one, many)
         )
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::{Measure, module_name, weighed};
+use super::{Measure, counted, module_name, units, weighed};
 use crate::{
     report::{MemorySample, Report, bytes, count},
     symbolize::Frame,
@@ -83,19 +83,19 @@ fn summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "|---|---:|---:|")?;
     writeln!(
         out,
-        "| heap | {} in {} blocks | {} in {} allocations, {} frees |",
+        "| heap | {} in {} | {} in {}, {} |",
         bytes(t.live_bytes),
-        count(t.live_count),
+        counted(t.live_count, "block", "blocks"),
         bytes(t.alloc_bytes),
-        count(t.allocs),
-        count(t.frees)
+        counted(t.allocs, "allocation", "allocations"),
+        counted(t.frees, "free", "frees")
     )?;
     writeln!(
         out,
-        "| anonymous mappings | {} in {} regions | {} mappings |",
+        "| anonymous mappings | {} in {} | {} |",
         bytes(t.mapped_bytes),
-        count(t.mapped_count),
-        count(t.maps)
+        counted(t.mapped_count, "region", "regions"),
+        counted(t.maps, "mapping", "mappings")
     )?;
     if t.rss_bytes > 0 {
         writeln!(out, "| resident set | {} | |", bytes(t.rss_bytes))?;
@@ -148,19 +148,18 @@ fn consumers(report: &Report, measure: Measure, out: &mut dyn Write) -> io::Resu
     for (rank, (consumer, value)) in ranked.iter().take(TOP_CONSUMERS).enumerate() {
         writeln!(
             out,
-            "{}. **{}** {}: {} live in {} {}, {} allocated in {} calls; charged to {}",
+            "{}. **{}** {}: {} live in {}, {} allocated in {}; charged to {}",
             rank + 1,
             measure.format(*value),
             measure.label(),
             bytes(consumer.live_bytes),
-            count(consumer.live_count),
-            if consumer.kind == "mmap" {
-                "regions"
-            } else {
-                "blocks"
-            },
+            counted(
+                consumer.live_count,
+                units(&consumer.kind).0,
+                units(&consumer.kind).1
+            ),
             bytes(consumer.alloc_bytes),
-            count(consumer.alloc_count),
+            counted(consumer.alloc_count, "call", "calls"),
             code(module_name(&consumer.module))
         )?;
         for frame in consumer.frames.iter().take(TOP_FRAMES) {
