@@ -8,8 +8,10 @@
 pub mod aggregate;
 pub mod allocator;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod consumers;
+pub mod formats;
 pub mod launch;
 pub mod memory_map;
 pub mod probe_site;

@@ -17,9 +17,16 @@ use anyhow::{Context as _, bail};
 use crate::tasks::{run_checked, workspace_root};
 
 /// Debian packages the tests need: a C compiler and the static C library
-/// (for the statically-linked target test), and util-linux's `setpriv`
-/// (to run memtrace without privileges).
-const TEST_PACKAGES: &[&str] = &["gcc", "libc6-dev", "util-linux"];
+/// (for the statically-linked target test), util-linux's `setpriv` (to run
+/// memtrace without privileges), `protoc` (to decode pprof output) and
+/// Chromium (to render SVG flame graphs).
+const TEST_PACKAGES: &[&str] = &[
+    "gcc",
+    "libc6-dev",
+    "util-linux",
+    "protobuf-compiler",
+    "chromium",
+];
 
 /// How the eBPF crate gets built on this machine.
 #[derive(Clone, Debug)]
