@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod allocator;
 pub mod app;
+pub mod classify;
 pub mod cli;
 pub mod consumers;
 pub mod launch;
