@@ -6,6 +6,7 @@
 //! [`report`] turn that state into a report.
 
 pub mod aggregate;
+pub mod alerts;
 pub mod allocator;
 pub mod app;
 pub mod classify;
@@ -18,5 +19,9 @@ pub mod probes;
 pub mod procfs;
 pub mod report;
 pub mod session;
+pub mod snapshot;
 pub mod symbolize;
 pub mod target;
+pub mod units;
+#[cfg(feature = "webhook")]
+pub mod webhook;
