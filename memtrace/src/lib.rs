@@ -20,6 +20,7 @@ pub mod procfs;
 pub mod report;
 pub mod session;
 pub mod snapshot;
+pub mod store;
 pub mod symbolize;
 pub mod target;
 pub mod units;
