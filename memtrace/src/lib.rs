@@ -11,6 +11,7 @@ pub mod allocator;
 pub mod app;
 pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod consumers;
 pub mod launch;
 pub mod memory_map;
@@ -24,5 +25,4 @@ pub mod store;
 pub mod symbolize;
 pub mod target;
 pub mod units;
-#[cfg(feature = "webhook")]
 pub mod webhook;

@@ -4,21 +4,27 @@
 //! its own posts it as JSON, with a timeout on each attempt and retries
 //! after exponentially growing pauses. When the queue is full (the endpoint
 //! is slow or dead) the alert is dropped. Drops and failures are logged and
-//! counted in [`WebhookStats`].
+//! counted in [`WebhookStats`]. Without the `webhook` cargo feature only
+//! the settings and the body format are built, and no client.
 
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+#[cfg(feature = "webhook")]
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
     },
     thread,
-    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::{Alert, AlertState, Sink};
+#[cfg(feature = "webhook")]
+use crate::alerts::Sink;
+use crate::alerts::{Alert, AlertState};
 
 /// The body a webhook receives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +86,7 @@ impl WebhookStats {
 }
 
 /// Errors starting a webhook.
+#[cfg(feature = "webhook")]
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("failed to set up the HTTP client for webhook `{url}`")]
@@ -93,6 +100,7 @@ pub enum WebhookError {
 }
 
 /// A webhook with its posting thread.
+#[cfg(feature = "webhook")]
 #[derive(Debug)]
 pub struct Webhook {
     queue: Option<SyncSender<String>>,
@@ -101,6 +109,7 @@ pub struct Webhook {
     done: Receiver<()>,
 }
 
+#[cfg(feature = "webhook")]
 impl Webhook {
     /// Starts the thread that posts to `config.url`.
     pub fn start(config: &WebhookConfig) -> Result<Self, WebhookError> {
@@ -152,6 +161,7 @@ impl Webhook {
     }
 }
 
+#[cfg(feature = "webhook")]
 impl Drop for Webhook {
     fn drop(&mut self) {
         // Let the thread finish on its own; never block on a dead endpoint.
@@ -159,6 +169,7 @@ impl Drop for Webhook {
     }
 }
 
+#[cfg(feature = "webhook")]
 impl Sink for Webhook {
     fn send(&mut self, alert: &Alert) {
         let Some(queue) = &self.queue else {
@@ -203,12 +214,14 @@ pub fn body(alert: &Alert, format: WebhookFormat) -> Option<String> {
 }
 
 /// The posting side, owned by the thread.
+#[cfg(feature = "webhook")]
 struct Poster {
     client: reqwest::blocking::Client,
     config: WebhookConfig,
     stats: Arc<WebhookStats>,
 }
 
+#[cfg(feature = "webhook")]
 impl Poster {
     fn run(&self, bodies: &Receiver<String>) {
         while let Ok(body) = bodies.recv() {
@@ -257,7 +270,7 @@ impl Poster {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "webhook"))]
 mod tests {
     use std::{
         io::{BufRead as _, BufReader, Read as _, Write as _},
