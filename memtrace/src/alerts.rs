@@ -200,6 +200,12 @@ impl Alerter {
         alerts
     }
 
+    /// Whether the condition `key` is active: alerted (or held back) and not resolved.
+    #[must_use]
+    pub fn is_active(&self, key: &str) -> bool {
+        self.active.contains_key(key)
+    }
+
     /// Alerts sent so far.
     #[must_use]
     pub fn fired(&self) -> u64 {
@@ -296,26 +302,50 @@ impl Alerter {
     }
 }
 
+/// A threshold that holds keeps holding until its value falls below this
+/// share of the limit, so a value hovering at the limit does not flap.
+const CLEAR_SHARE: f64 = 0.9;
+
+/// Whether `value` is over `limit`, for a condition that is (`firing`) or is
+/// not already active.
+fn over(value: f64, limit: f64, firing: bool) -> bool {
+    if firing {
+        value > limit * CLEAR_SHARE
+    } else {
+        value > limit
+    }
+}
+
 /// The process-wide threshold conditions that `snapshot` meets.
-/// `growth_bytes_per_min` is the resident memory's recent growth, if known.
+/// `growth_bytes_per_min` is the resident memory's recent growth, if known;
+/// `firing` says which condition keys are active (see [`Alerter::is_active`]).
 #[must_use]
 pub fn process_conditions(
     snapshot: &Snapshot,
     growth_bytes_per_min: Option<f64>,
     settings: &AlertSettings,
+    firing: &dyn Fn(&str) -> bool,
 ) -> Vec<Condition> {
     let mut conditions = Vec::new();
-    if let Some(limit) = settings
-        .untracked_bytes
-        .filter(|&l| snapshot.untracked_bytes > l)
-    {
+    if let Some(limit) = settings.untracked_bytes.filter(|&l| {
+        over(
+            snapshot.untracked_bytes as f64,
+            l as f64,
+            firing("untracked"),
+        )
+    }) {
         conditions.push(untracked(snapshot, limit));
     }
     let ratio = settings.rss_heap_ratio.zip(snapshot.rss_heap_ratio);
-    if let Some((limit, ratio)) = ratio.filter(|(limit, ratio)| ratio > limit) {
+    if let Some((limit, ratio)) =
+        ratio.filter(|&(limit, ratio)| over(ratio, limit, firing("rss_ratio")))
+    {
         conditions.push(ratio_condition(snapshot, ratio, limit));
     }
-    if let Some(limit) = settings.rss_bytes.filter(|&l| snapshot.rss > l) {
+    if let Some(limit) = settings
+        .rss_bytes
+        .filter(|&l| over(snapshot.rss as f64, l as f64, firing("rss")))
+    {
         conditions.push(Condition {
             key: "rss".into(),
             kind: AlertKind::Threshold,
@@ -332,7 +362,8 @@ pub fn process_conditions(
         });
     }
     let growth = settings.growth_bytes_per_min.zip(growth_bytes_per_min);
-    if let Some((limit, rate)) = growth.filter(|(limit, rate)| rate > limit) {
+    if let Some((limit, rate)) = growth.filter(|&(limit, rate)| over(rate, limit, firing("growth")))
+    {
         conditions.push(Condition {
             key: "growth".into(),
             kind: AlertKind::Threshold,
@@ -399,14 +430,22 @@ pub struct ConsumerStatus {
     pub growth_bytes_per_min: Option<f64>,
 }
 
-/// The per-consumer threshold conditions `status` meets.
+/// The per-consumer threshold conditions `status` meets; `firing` says
+/// which condition keys are active.
 #[must_use]
-pub fn consumer_conditions(status: &ConsumerStatus, settings: &AlertSettings) -> Vec<Condition> {
+pub fn consumer_conditions(
+    status: &ConsumerStatus,
+    settings: &AlertSettings,
+    firing: &dyn Fn(&str) -> bool,
+) -> Vec<Condition> {
     let who = describe(&status.consumer);
+    let size_key = format!("consumer_size:{}", status.consumer.id);
+    let growth_key = format!("consumer_growth:{}", status.consumer.id);
     let mut conditions = Vec::new();
-    if let Some(limit) = settings.consumer_bytes.filter(|&l| status.live_bytes > l) {
+    let size_over = |l: &u64| over(status.live_bytes as f64, *l as f64, firing(&size_key));
+    if let Some(limit) = settings.consumer_bytes.filter(size_over) {
         conditions.push(Condition {
-            key: format!("consumer_size:{}", status.consumer.id),
+            key: size_key.clone(),
             kind: AlertKind::Threshold,
             severity: Severity::Medium,
             consumer: Some(status.consumer.clone()),
@@ -421,9 +460,11 @@ pub fn consumer_conditions(status: &ConsumerStatus, settings: &AlertSettings) ->
     let growth = settings
         .consumer_growth_bytes_per_min
         .zip(status.growth_bytes_per_min);
-    if let Some((limit, rate)) = growth.filter(|(limit, rate)| rate > limit) {
+    if let Some((limit, rate)) =
+        growth.filter(|&(limit, rate)| over(rate, limit, firing(&growth_key)))
+    {
         conditions.push(Condition {
-            key: format!("consumer_growth:{}", status.consumer.id),
+            key: growth_key.clone(),
             kind: AlertKind::Threshold,
             severity: Severity::High,
             consumer: Some(status.consumer.clone()),
@@ -461,7 +502,7 @@ pub fn pattern_condition(
         _ => "grows steadily",
     };
     Some(Condition {
-        key: format!("pattern:{subject}"),
+        key: format!("pattern:{subject}:{}", verdict.pattern),
         kind: AlertKind::Pattern,
         severity: verdict.severity,
         consumer: consumer.cloned(),
@@ -648,7 +689,10 @@ mod tests {
 
     #[test]
     fn untracked_memory_over_threshold_points_at_the_allocator() {
-        let conditions = process_conditions(&snapshot(150, 50), None, &AlertSettings::default());
+        let conditions =
+            process_conditions(&snapshot(150, 50), None, &AlertSettings::default(), &|_| {
+                false
+            });
         let untracked = conditions
             .iter()
             .find(|c| c.key == "untracked")
@@ -677,7 +721,7 @@ mod tests {
             growth_bytes_per_min: None,
             ..AlertSettings::default()
         };
-        let conditions = process_conditions(&snapshot(4096, 1), Some(1e12), &settings);
+        let conditions = process_conditions(&snapshot(4096, 1), Some(1e12), &settings, &|_| false);
         assert!(conditions.is_empty());
     }
 

@@ -200,6 +200,50 @@ pub fn count_fds(pid: u32) -> io::Result<u64> {
     Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
 }
 
+/// How large the process may grow before it runs out of memory: the
+/// smallest `memory.max` of its cgroup (v2) and the cgroup's ancestors, or,
+/// without one, its `rss` plus the system's `MemAvailable`.
+#[must_use]
+pub fn read_memory_limit(pid: u32, rss: u64) -> Option<u64> {
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()
+        .and_then(|text| parse_cgroup_path(&text).map(str::to_owned));
+    let from_cgroup = cgroup.and_then(|path| cgroup_memory_max(&path));
+    from_cgroup.or_else(|| {
+        let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+        Some(rss + parse_mem_available(&meminfo)?)
+    })
+}
+
+/// The smallest `memory.max` from the cgroup at `path` up to the root.
+fn cgroup_memory_max(path: &str) -> Option<u64> {
+    let mut dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let mut limit: Option<u64> = None;
+    loop {
+        let max = fs::read_to_string(dir.join("memory.max")).ok();
+        if let Some(bytes) = max.and_then(|m| m.trim().parse::<u64>().ok()) {
+            limit = Some(limit.map_or(bytes, |l| l.min(bytes)));
+        }
+        if dir == std::path::Path::new("/sys/fs/cgroup") || !dir.pop() {
+            return limit;
+        }
+    }
+}
+
+/// The cgroup v2 path in the text of `/proc/PID/cgroup`.
+#[must_use]
+pub fn parse_cgroup_path(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| line.strip_prefix("0::"))
+}
+
+/// `MemAvailable`, in bytes, from the text of `/proc/meminfo`.
+#[must_use]
+pub fn parse_mem_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The kernel's clock ticks per second (`USER_HZ`).
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: `sysconf` has no preconditions.
@@ -265,6 +309,18 @@ mod tests {
     fn uptime_is_the_first_number() {
         assert_eq!(parse_uptime("12345.67 54321.00\n"), Some(12345.67));
         assert_eq!(parse_uptime(""), None);
+    }
+
+    #[test]
+    fn limits_come_from_the_cgroup_or_available_memory() {
+        assert_eq!(
+            parse_cgroup_path("0::/system.slice/app.service\n"),
+            Some("/system.slice/app.service")
+        );
+        assert_eq!(parse_cgroup_path("12:memory:/x\n"), None);
+        let meminfo = "MemTotal:  16000000 kB\nMemAvailable:   2048 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(2 << 20));
+        assert!(read_memory_limit(std::process::id(), 0).is_some_and(|l| l > 0));
     }
 
     #[test]
