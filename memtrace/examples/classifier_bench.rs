@@ -8,8 +8,9 @@ const PER_CLASS: usize = 60;
 const SEED: u64 = 0x6d65_6d74_7261_6365;
 
 fn main() {
-    for noise in Noise::ALL {
-        let evaluation = corpus::evaluate(&corpus::generate(SEED, PER_CLASS, &[noise]));
+    for (i, noise) in Noise::ALL.into_iter().enumerate() {
+        let seed = SEED + i as u64 + 1;
+        let evaluation = corpus::evaluate(&corpus::generate(seed, PER_CLASS, &[noise]));
         println!("noise {noise}\n{evaluation}\n");
     }
     let all = corpus::evaluate(&corpus::generate(SEED, PER_CLASS, &Noise::ALL));

@@ -17,9 +17,11 @@
 //! 2. *Trend* is the Theil-Sen line (the median of the slopes between all
 //!    pairs of samples). Its rise over the window, divided by the spread of
 //!    the residuals around it, says whether the series grows at all.
-//! 3. *Spike*: the samples far above that line, when they form one or two
-//!    short runs that end before the window does, and the rest of the series
-//!    is flat, are a short excursion that came back.
+//! 3. *Spike*: the samples far above that line (and above half the highest
+//!    of them), in one or two short runs that end before the window does,
+//!    with at least two samples far above the line, and the rest of the
+//!    series flat, are a short excursion that came back. A lone wild sample
+//!    is not a spike.
 //! 4. *Plateau*: a series that grew, but whose last third is flat (its own
 //!    slope under a third of the slope before it), is a cache that filled up or
 //!    a queue that stopped growing: stable, not a leak.
@@ -308,18 +310,29 @@ impl Series {
     /// A short, single excursion above an otherwise flat series.
     fn spike(&self) -> Option<Shape> {
         let threshold = (6.0 * self.noise).max(0.1 * self.level);
-        let above: Vec<bool> = self
+        let residuals: Vec<f64> = self
             .t
             .iter()
             .zip(&self.y)
-            .map(|(&t, &y)| y - self.trend.at(t) > threshold)
+            .map(|(&t, &y)| y - self.trend.at(t))
             .collect();
+        // The excursion is what stands above half its own peak, so a wild
+        // sample elsewhere does not count as a second one.
+        let cut = threshold.max(residuals.iter().copied().fold(0.0, f64::max) / 2.0);
+        let above: Vec<bool> = residuals.iter().map(|&r| r > cut).collect();
         let runs = runs_of(&above);
         if runs.is_empty() || runs.len() > 2 {
             return None;
         }
         let n = above.len();
         let (first, last) = self.widen(runs[0].0, runs[runs.len() - 1].1);
+        let high = residuals[first..=last]
+            .iter()
+            .filter(|&&r| r > threshold)
+            .count();
+        if high < 2 {
+            return None;
+        }
         let settled = n - n / 10;
         if first == 0 || last >= settled.min(n - 2) {
             return None;

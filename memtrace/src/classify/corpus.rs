@@ -5,7 +5,8 @@
 //! sawtooths, caches that fill and plateau, queues that fill and drain,
 //! steady growth whose memory turns over, accelerating growth, short bursts,
 //! and leaks (steady, in steps, under a sawtooth). Lengths, sampling jitter,
-//! sizes and noise vary; a seeded splitmix64 generator makes every corpus
+//! missed samples, sizes and noise vary, and one sample in a hundred is
+//! wild; a seeded splitmix64 generator makes every corpus
 //! reproducible without a dependency.
 //!
 //! Old bytes follow the tracer's definition: live bytes allocated more than
@@ -19,6 +20,8 @@ use super::{Pattern, Point, classify};
 
 /// Seconds between samples, before jitter.
 const STEP_S: f64 = 30.0;
+/// Share of samples that are off by six standard deviations.
+const OUTLIER_CHANCE: f64 = 0.01;
 /// Bytes in a MiB.
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -176,10 +179,19 @@ fn draw(rng: &mut SplitMix64, kind: &str, noise: Noise) -> Vec<Point> {
     let shape = shape(rng, kind, base, span);
 
     let jitter = rng.range(0.0, 0.3);
+    let missed = rng.range(0.0, 0.1);
     let mut points = Vec::with_capacity(n);
     for i in 0..n {
         let t = (i as f64 + rng.range(-jitter, jitter)) * STEP_S;
-        let bytes = ((shape.live)(t) + sigma * rng.normal()).max(0.0);
+        let wild = if rng.chance(OUTLIER_CHANCE) {
+            6.0 * sigma * rng.normal().signum()
+        } else {
+            0.0
+        };
+        let bytes = ((shape.live)(t) + sigma * rng.normal() + wild).max(0.0);
+        if i > 0 && i + 1 < n && rng.chance(missed) {
+            continue;
+        }
         let old_bytes = shape
             .old
             .as_ref()
@@ -270,7 +282,7 @@ fn shape(rng: &mut SplitMix64, kind: &str, base: f64, span: f64) -> Shape {
             }
         }
         "linear_turnover" | "linear_no_age" | "linear_sawtooth" => {
-            let rate = base * rng.range(0.2, 2.0) / span;
+            let rate = base * rng.range(0.12, 2.0) / span;
             let teeth = if kind == "linear_sawtooth" {
                 let period = span / rng.range(6.0, 12.0);
                 let amplitude = base * rng.range(0.05, 0.2);
@@ -327,7 +339,7 @@ fn shape(rng: &mut SplitMix64, kind: &str, base: f64, span: f64) -> Shape {
 
 /// A leak that began before the series did, so the lookback already reaches it.
 fn leak_shape(rng: &mut SplitMix64, kind: &str, base: f64, kept: f64, span: f64) -> Shape {
-    let rate = base * rng.range(0.2, 2.0) / span;
+    let rate = base * rng.range(0.12, 2.0) / span;
     let began = span * rng.range(1.0, 3.0);
     let step = span / rng.range(5.0, 15.0);
     let (period, amplitude) = if kind == "leak_sawtooth" {
