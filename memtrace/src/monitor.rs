@@ -20,7 +20,7 @@
 //! them. Consumer ids are only stable within one run, so consumer series
 //! start afresh.
 
-use std::{collections::VecDeque, io, path::PathBuf};
+use std::{collections::VecDeque, fmt::Write as _, io, path::PathBuf};
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -36,6 +36,7 @@ use crate::{
     procfs::MemoryStatus,
     snapshot::{self, ConsumerSample, Snapshot},
     store::{Store, StoreError},
+    units,
 };
 
 /// Most points kept in any one series.
@@ -122,6 +123,54 @@ pub struct MonitorSummary {
     pub webhook_failures: u64,
     /// Bytes written to the data directory.
     pub bytes_stored: u64,
+}
+
+impl MonitorSummary {
+    /// The summary for people: the process's pattern, the `top` consumers
+    /// with a pattern, and what the alerts did.
+    #[must_use]
+    pub fn text(&self, top: usize) -> String {
+        let mut s = String::from("\nmonitoring:\n");
+        if let Some(process) = &self.process {
+            let _ = writeln!(s, "  process: {}", describe_verdict(process));
+        }
+        for pattern in self.consumers.iter().take(top) {
+            let ConsumerRef { module, label, .. } = &pattern.consumer;
+            let _ = writeln!(
+                s,
+                "  `{label}` in `{module}`: {}",
+                describe_verdict(&pattern.verdict)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  {} snapshots ({} from earlier runs), {} alerts sent, {} held back by the hourly limit, {} webhook failures",
+            self.snapshots,
+            self.previous_snapshots,
+            self.alerts_fired,
+            self.alerts_suppressed,
+            self.webhook_failures
+        );
+        s
+    }
+}
+
+/// `leak (confidence 82%, high): +1.0 MiB/min over 30m, 50.0 MiB`.
+fn describe_verdict(verdict: &Verdict) -> String {
+    format!(
+        "{} (confidence {}%, {}): {}{}/min over {}, {}",
+        verdict.pattern,
+        verdict.confidence,
+        verdict.severity,
+        if verdict.rate_bytes_per_min >= 0.0 {
+            "+"
+        } else {
+            "-"
+        },
+        units::format_bytes(verdict.rate_bytes_per_min.abs()),
+        units::format_span(verdict.window_s),
+        units::format_bytes(verdict.current_bytes as f64)
+    )
 }
 
 /// A consumer being followed.
@@ -747,6 +796,11 @@ mod tests {
         assert_eq!(cache_leaks, 0, "{alerts:#?}");
 
         let summary = monitor.finish();
+        let text = summary.text(5);
+        assert!(
+            text.contains("`session_cache_put` in `/opt/app/libsession.so`: leak (confidence"),
+            "{text}"
+        );
         let first = &summary.consumers[0];
         assert_eq!(
             (first.consumer.id, first.verdict.pattern),
