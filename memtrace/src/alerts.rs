@@ -6,7 +6,9 @@
 //! enough confidence). The [`Alerter`] decides what reaches the channels:
 //!
 //! - A condition raises one alert when it first holds and stays quiet while
-//!   it keeps holding; when it stops holding, a `resolved` event follows.
+//!   it keeps holding, unless its severity rises, which raises the same
+//!   alert again at the new severity; when it stops holding, a `resolved`
+//!   event follows.
 //! - At most `per_hour` alerts go out in any hour. A condition held back by
 //!   that limit is counted once as suppressed and goes out later if it still
 //!   holds when there is room; one that clears first is never sent.
@@ -151,7 +153,8 @@ impl Alert {
 /// What happened to an active condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Delivery {
-    Sent(u64),
+    /// Sent as alert `id`, at `severity`.
+    Sent { id: u64, severity: Severity },
     /// Held back by the hourly limit.
     Suppressed,
 }
@@ -233,7 +236,7 @@ impl Alerter {
             .collect();
         let mut resolved = Vec::new();
         for key in cleared {
-            let Some((_, Delivery::Sent(id))) = self.active.remove(&key) else {
+            let Some((_, Delivery::Sent { id, .. })) = self.active.remove(&key) else {
                 continue;
             };
             resolved.push(Alert {
@@ -254,7 +257,13 @@ impl Alerter {
 
     fn raise(&mut self, now_s: f64, unix_s: u64, condition: Condition) -> Option<Alert> {
         let previous = self.active.get(&condition.key).map(|&(_, d)| d);
-        if matches!(previous, Some(Delivery::Sent(_))) {
+        let escalated = match previous {
+            Some(Delivery::Sent { id, severity }) if condition.severity > severity => Some(id),
+            Some(Delivery::Sent { .. }) => return None,
+            _ => None,
+        };
+        if escalated.is_some() && !self.has_room(now_s) {
+            // Tried again on the next check, while it still holds.
             return None;
         }
         if !self.has_room(now_s) {
@@ -267,8 +276,10 @@ impl Alerter {
             return None;
         }
 
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = escalated.unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        });
         self.fired += 1;
         self.sent_at.push_back(now_s);
         let Condition {
@@ -279,7 +290,13 @@ impl Alerter {
             message,
             recommendations,
         } = condition;
-        self.active.insert(key.clone(), (kind, Delivery::Sent(id)));
+        self.active
+            .insert(key.clone(), (kind, Delivery::Sent { id, severity }));
+        let message = if escalated.is_some() {
+            format!("now {severity}: {message}")
+        } else {
+            message
+        };
         Some(Alert {
             id,
             t_s: now_s,
@@ -633,6 +650,35 @@ mod tests {
         let back = alerter.update(90.0, 190, AlertKind::Threshold, vec![condition("rss")]);
         assert_eq!(back.len(), 1);
         assert_ne!(back[0].id, first[0].id);
+    }
+
+    #[test]
+    fn condition_that_grows_more_severe_alerts_again_under_the_same_id() {
+        let mut alerter = Alerter::new(10);
+        let first = alerter.update(0.0, 0, AlertKind::Threshold, vec![condition("rss")]);
+        let worse = Condition {
+            severity: Severity::Critical,
+            ..condition("rss")
+        };
+        let again = alerter.update(30.0, 30, AlertKind::Threshold, vec![worse.clone()]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, first[0].id);
+        assert!(
+            again[0].message.starts_with("now critical: "),
+            "{}",
+            again[0].message
+        );
+        assert!(
+            alerter
+                .update(60.0, 60, AlertKind::Threshold, vec![worse])
+                .is_empty()
+        );
+        // Easing back does not alert.
+        assert!(
+            alerter
+                .update(90.0, 90, AlertKind::Threshold, vec![condition("rss")])
+                .is_empty()
+        );
     }
 
     #[test]
