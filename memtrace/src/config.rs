@@ -189,6 +189,18 @@ pub struct MonitorArgs {
     #[arg(long, value_parser = flag(parse_format), value_name = "json|slack")]
     pub webhook_format: Option<WebhookFormat>,
 
+    /// Longest wait for one webhook post [default: 5s].
+    #[arg(long, value_parser = flag(parse_interval), value_name = "DURATION")]
+    pub webhook_timeout: Option<Duration>,
+
+    /// Webhook posts retried this many times, with growing pauses [default: 3].
+    #[arg(long, value_parser = flag(parse_count), value_name = "N")]
+    pub webhook_retries: Option<u32>,
+
+    /// Do not print alerts on stderr.
+    #[arg(long)]
+    pub no_console_alerts: bool,
+
     /// Most alerts sent in any hour [default: 10].
     #[arg(long, value_parser = flag(parse_count), value_name = "N")]
     pub alerts_per_hour: Option<u32>,
@@ -436,7 +448,13 @@ fn merge(file: &FileValues, args: &MonitorArgs) -> Result<MonitorConfig, ConfigE
             parse_path,
             None,
         )?,
-        console_alerts: file.get("output.console", parse_bool)?.unwrap_or(true),
+        console_alerts: pick(
+            args.no_console_alerts.then_some(false),
+            file,
+            "output.console",
+            parse_bool,
+            true,
+        )?,
         webhook: merge_webhook(file, args)?,
         alerts,
     };
@@ -531,12 +549,20 @@ fn merge_webhook(
             parse_format,
             defaults.format,
         )?,
-        timeout: file
-            .get("webhook.timeout", parse_interval)?
-            .unwrap_or(defaults.timeout),
-        retries: file
-            .get("webhook.retries", parse_count)?
-            .unwrap_or(defaults.retries),
+        timeout: pick(
+            args.webhook_timeout,
+            file,
+            "webhook.timeout",
+            parse_interval,
+            defaults.timeout,
+        )?,
+        retries: pick(
+            args.webhook_retries,
+            file,
+            "webhook.retries",
+            parse_count,
+            defaults.retries,
+        )?,
         ..defaults
     }))
 }
@@ -664,6 +690,22 @@ mod tests {
     }
 
     #[test]
+    fn monitoring_flags_sit_beside_the_tracing_flags_without_clashing() {
+        #[derive(Debug, Parser)]
+        struct Both {
+            #[command(flatten)]
+            trace: crate::cli::TraceArgs,
+            #[command(flatten)]
+            monitor: MonitorArgs,
+        }
+        <Both as clap::CommandFactory>::command().debug_assert();
+        let both = Both::try_parse_from(["memtrace", "--interval", "2s", "--events", "-"])
+            .expect("parses");
+        assert_eq!(both.trace.interval, Duration::from_secs(2));
+        assert!(both.monitor.events.is_some());
+    }
+
+    #[test]
     fn no_file_and_no_flags_give_the_defaults() {
         assert_eq!(
             load(&MonitorArgs::default()).expect("loads"),
@@ -766,6 +808,11 @@ mod tests {
                 "10MB",
                 "--consumer-growth-threshold",
                 "1MB/h",
+                "--webhook-timeout",
+                "2s",
+                "--webhook-retries",
+                "1",
+                "--no-console-alerts",
             ],
         )
         .expect("valid");
@@ -776,6 +823,11 @@ mod tests {
         assert_eq!(config.events.as_deref(), Some(std::path::Path::new("-")));
         let webhook = config.webhook.expect("a webhook was given");
         assert_eq!(webhook.format, WebhookFormat::Slack);
+        assert_eq!(
+            (webhook.timeout, webhook.retries),
+            (Duration::from_secs(2), 1)
+        );
+        assert!(!config.console_alerts);
         assert_eq!(config.alerts.per_hour, 4);
         assert_eq!(config.alerts.rss_bytes, None);
         assert_eq!(config.alerts.growth_bytes_per_min, Some(60e6));
