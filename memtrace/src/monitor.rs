@@ -15,6 +15,12 @@
 //! window is forgotten, and at most [`MAX_CONSUMERS`] are followed, the
 //! smallest giving way to a new one.
 //!
+//! The process series is its resident memory, classified against the
+//! memory limit (`memory_limit`, else the cgroup's, else what is available);
+//! it carries no old bytes, so the process as a whole is called linear or
+//! exponential, never a leak: leaks are found per consumer. A consumer's
+//! series is classified against the consumer size threshold.
+//!
 //! With a data directory, a restarted memtrace that finds snapshots of the
 //! same process (the same start time) continues the process's series from
 //! them. Consumer ids are only stable within one run, so consumer series
