@@ -50,6 +50,7 @@ pub const MAX_POINTS: usize = 4096;
 /// Most consumers followed at once.
 pub const MAX_CONSUMERS: usize = 256;
 /// How long `finish` waits for queued webhook posts.
+#[cfg(feature = "webhook")]
 const WEBHOOK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the tracing loop gives the monitor each tick.
