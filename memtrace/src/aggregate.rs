@@ -228,6 +228,26 @@ impl Aggregator {
         histograms
     }
 
+    /// Live bytes per site that were allocated before `cutoff_ns`: memory
+    /// that has stayed allocated for at least the time since then.
+    pub fn old_bytes(&self, cutoff_ns: u64) -> Vec<u64> {
+        let mut old = vec![0; self.sites.len()];
+        let blocks = self
+            .blocks
+            .values()
+            .map(|b| (b.site, b.size, b.timestamp_ns));
+        let regions = self
+            .regions
+            .values()
+            .map(|r| (r.site, r.len, r.timestamp_ns));
+        for (site, bytes, timestamp_ns) in blocks.chain(regions) {
+            if timestamp_ns < cutoff_ns {
+                old[site as usize] += bytes;
+            }
+        }
+        old
+    }
+
     fn page_round(&self, len: u64) -> u64 {
         len.div_ceil(self.page_size) * self.page_size
     }
@@ -606,6 +626,19 @@ mod tests {
         let a = run(&[e]);
         assert_eq!(a.totals().live_bytes, 0);
         assert_eq!(a.totals().events, 1);
+    }
+
+    #[test]
+    fn old_bytes_count_only_allocations_before_the_cutoff() {
+        let mut old = event(Kind::Malloc, 0x1000, 10, 0xa);
+        old.timestamp_ns = 5;
+        let mut young = event(Kind::Malloc, 0x2000, 20, 0xa);
+        young.timestamp_ns = 50;
+        let mut mapping = event(Kind::Mmap, 0x10000, PAGE, 0xc);
+        mapping.timestamp_ns = 1;
+        let a = run(&[old, young, mapping]);
+        assert_eq!(a.old_bytes(10), [10, PAGE]);
+        assert_eq!(a.old_bytes(100), [30, PAGE]);
     }
 
     #[test]

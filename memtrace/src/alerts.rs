@@ -333,6 +333,9 @@ fn over(value: f64, limit: f64, firing: bool) -> bool {
     }
 }
 
+/// The resident set below which the RSS-to-heap ratio is not judged.
+pub const RATIO_MIN_RSS: u64 = 64 << 20;
+
 /// The process-wide threshold conditions that `snapshot` meets.
 /// `growth_bytes_per_min` is the resident memory's recent growth, if known;
 /// `firing` says which condition keys are active (see [`Alerter::is_active`]).
@@ -353,7 +356,12 @@ pub fn process_conditions(
     }) {
         conditions.push(untracked(snapshot, limit));
     }
-    let ratio = settings.rss_heap_ratio.zip(snapshot.rss_heap_ratio);
+    // In a small process, code and libraries dominate the resident set and
+    // the ratio says nothing about the heap.
+    let ratio = settings
+        .rss_heap_ratio
+        .zip(snapshot.rss_heap_ratio)
+        .filter(|_| snapshot.rss >= RATIO_MIN_RSS);
     if let Some((limit, ratio)) =
         ratio.filter(|&(limit, ratio)| over(ratio, limit, firing("rss_ratio")))
     {
@@ -731,6 +739,13 @@ mod tests {
             ..MemoryStatus::default()
         };
         Snapshot::new(0.0, 0, status, heap_mib * MIB, 0, ProcessStats::default())
+    }
+
+    #[test]
+    fn small_process_is_not_judged_by_its_ratio() {
+        let conditions =
+            process_conditions(&snapshot(2, 0), None, &AlertSettings::default(), &|_| false);
+        assert!(conditions.iter().all(|c| c.key != "rss_ratio"));
     }
 
     #[test]

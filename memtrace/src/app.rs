@@ -1,11 +1,20 @@
-//! The commands: trace a running process, or start one and trace it.
+//! The commands: trace a running process, start one and trace it, render a
+//! saved report, and check a run against a memory budget.
 
-use std::{fs, io::Write as _};
+use std::{
+    ffi::OsString,
+    fs,
+    io::{BufWriter, Write as _},
+    path::Path,
+};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use crate::{
-    cli::{Cli, Command, TraceArgs},
+    check::{CheckArgs, Judge},
+    cli::{Cli, Command, OutputArgs, TraceArgs},
+    config,
+    formats::{self, Format},
     launch::{self, Launch, Launched},
     probes::{self, MapSizes},
     procfs,
@@ -17,15 +26,31 @@ use crate::{
 /// Runs the command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match (cli.pid, cli.command) {
-        (Some(pid), None) => trace_pid(pid, &cli.trace),
-        (None, Some(Command::Run { trace, command })) => trace_command(&command, &trace),
-        (None, None) => anyhow::bail!("nothing to trace: give `--pid PID`, or `run -- COMMAND`"),
+        (Some(pid), None) => {
+            trace_pid(pid, &cli.trace, |report| print_report(report, &cli.trace))?;
+            Ok(0)
+        }
+        (None, Some(Command::Run { trace, command })) => {
+            let exit = trace_command(&command, &trace, |report| print_report(report, &trace))?;
+            Ok(exit.map_or(0, |status| status.shell_code()))
+        }
+        (None, Some(Command::Report(args))) => formats::run_report(&args).map(|()| 0),
+        (
+            None,
+            Some(Command::Check {
+                check,
+                pid,
+                trace,
+                command,
+            }),
+        ) => run_check(&check, pid, &trace, &command),
+        (None, None) => bail!("nothing to trace: give `--pid PID`, or `run -- COMMAND`"),
         (Some(_), Some(_)) => unreachable!("clap rejects `--pid` with a subcommand"),
     }
 }
 
-fn options(args: &TraceArgs) -> Options {
-    Options {
+fn options(args: &TraceArgs) -> anyhow::Result<Options> {
+    Ok(Options {
         interval: args.interval,
         duration: args.duration,
         quiet: args.quiet,
@@ -33,20 +58,27 @@ fn options(args: &TraceArgs) -> Options {
             ring_buffer_bytes: args.ring_buffer_mib << 20,
             stack_entries: args.stack_map_entries,
         },
-    }
+        monitor: config::load(&args.monitor)?,
+    })
 }
 
-fn trace_pid(pid: u32, args: &TraceArgs) -> anyhow::Result<i32> {
+/// Traces a running process until it exits, a signal, or `--duration`;
+/// hands the report to `finish` before detaching (which is slow).
+fn trace_pid(
+    pid: u32,
+    args: &TraceArgs,
+    finish: impl FnOnce(&Report) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let command = target::check_pid(pid)?;
     probes::check_privileges()?;
     let mut plan = target::plan_for_pid(pid)?;
     if args.probe_at_entry {
         plan.place_at_entries();
     }
-    let options = options(args);
+    let options = options(args)?;
     session::install_signal_handlers()?;
 
-    let mut tracer = Tracer::attach(pid, command, plan, options.sizes).map_err(|err| {
+    let mut tracer = Tracer::attach(pid, command, plan, &options).map_err(|err| {
         if procfs::is_alive(pid) {
             err
         } else {
@@ -59,9 +91,9 @@ fn trace_pid(pid: u32, args: &TraceArgs) -> anyhow::Result<i32> {
         eprintln!("memtrace: attached to pid {pid}; Ctrl-C stops tracing and prints the report");
     }
     let report = session::run(&mut tracer, &options, &mut PidWatch { pid })?;
-    write_report(&report, args)?;
+    finish(&report)?;
     drop(tracer);
-    Ok(0)
+    Ok(())
 }
 
 /// Watches a process memtrace attached to.
@@ -87,13 +119,19 @@ impl Watch for PidWatch {
     }
 }
 
-fn trace_command(argv: &[std::ffi::OsString], args: &TraceArgs) -> anyhow::Result<i32> {
+/// Starts `argv` with the probes in place and traces it until it exits;
+/// hands the report to `finish` before detaching. Returns how it ended.
+fn trace_command(
+    argv: &[OsString],
+    args: &TraceArgs,
+    finish: impl FnOnce(&Report) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<ExitStatus>> {
     let mut prepared = launch::prepare(argv)?;
     if args.probe_at_entry {
         prepared.plan.place_at_entries();
     }
     probes::check_privileges()?;
-    let options = options(args);
+    let options = options(args)?;
     session::install_signal_handlers()?;
 
     let command = argv
@@ -107,7 +145,7 @@ fn trace_command(argv: &[std::ffi::OsString], args: &TraceArgs) -> anyhow::Resul
             pid,
             command,
             prepared.plan.clone(),
-            options.sizes,
+            &options,
         )?);
         Ok(())
     })?;
@@ -115,9 +153,9 @@ fn trace_command(argv: &[std::ffi::OsString], args: &TraceArgs) -> anyhow::Resul
     let mut watch = CommandWatch { launch, exit: None };
     let report = session::run(&mut tracer, &options, &mut watch)?;
     watch.launch.join();
-    write_report(&report, args)?;
+    finish(&report)?;
     drop(tracer);
-    Ok(watch.exit.map_or(0, |status| status.shell_code()))
+    Ok(watch.exit)
 }
 
 /// Watches a command memtrace started.
@@ -164,13 +202,56 @@ impl Watch for CommandWatch {
     }
 }
 
-fn write_report(report: &Report, args: &TraceArgs) -> anyhow::Result<()> {
-    let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if let Some(path) = args.json.as_deref().filter(|_| !json_to_stdout) {
-        let text = serde_json::to_string_pretty(report)?;
-        fs::write(path, text + "\n")
-            .with_context(|| format!("failed to write the JSON report to `{}`", path.display()))?;
+/// `memtrace check`: trace (or load) a report, then judge it.
+fn run_check(
+    check: &CheckArgs,
+    pid: Option<u32>,
+    trace: &TraceArgs,
+    command: &[OsString],
+) -> anyhow::Result<i32> {
+    // Read the suppressions and baseline before a possibly long run.
+    let judge = Judge::new(check, pid.is_some())?;
+    let mut verdict = None;
+    let mut judge_report = |report: &Report| -> anyhow::Result<()> {
+        write_outputs(report, &trace.outputs)?;
+        verdict = Some(judge.judge(report)?);
+        Ok(())
+    };
+    match (&check.input, pid, command.is_empty()) {
+        (Some(path), None, true) => judge_report(&formats::load_report(path)?)?,
+        (None, Some(pid), true) => {
+            if trace.duration.is_none() {
+                bail!(
+                    "`check --pid` watches for a window: give `--duration`, e.g. `--duration 10m`"
+                );
+            }
+            if check.max_growth.is_none() {
+                bail!("`check --pid` judges growth: give `--max-growth`, e.g. `--max-growth 1MiB`");
+            }
+            trace_pid(pid, trace, judge_report)?;
+        }
+        (None, None, false) => {
+            let exit = trace_command(command, trace, judge_report)?;
+            if let Some(status) = exit.filter(|s| s.shell_code() != 0) {
+                eprintln!(
+                    "memtrace: note: the command itself failed (status {}); the verdict is about memory only",
+                    status.shell_code()
+                );
+            }
+        }
+        _ => bail!("check what? give one of `-- COMMAND`, `--pid PID`, or `--report FILE`"),
     }
+    Ok(verdict.expect("judged before returning"))
+}
+
+/// Prints the text report (or JSON, with `--json -`) and writes every output file.
+fn print_report(report: &Report, args: &TraceArgs) -> anyhow::Result<()> {
+    write_outputs(report, &args.outputs)?;
+    let json_to_stdout = args
+        .outputs
+        .json
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
     let mut stdout = std::io::stdout().lock();
     if json_to_stdout {
         serde_json::to_writer_pretty(&mut stdout, report)?;
@@ -179,5 +260,46 @@ fn write_report(report: &Report, args: &TraceArgs) -> anyhow::Result<()> {
         report.write_text(&mut stdout, args.top)?;
     }
     stdout.flush()?;
+    Ok(())
+}
+
+/// Writes the report to every file the output flags name.
+fn write_outputs(report: &Report, outputs: &OutputArgs) -> anyhow::Result<()> {
+    let OutputArgs {
+        json,
+        folded,
+        flamegraph,
+        pprof,
+        speedscope,
+        markdown,
+        measure,
+    } = outputs;
+    let files = [
+        (json, Format::Json),
+        (folded, Format::Folded),
+        (flamegraph, Format::Svg),
+        (pprof, Format::Pprof),
+        (speedscope, Format::Speedscope),
+        (markdown, Format::Markdown),
+    ];
+    for (path, format) in files {
+        let Some(path) = path.as_deref().filter(|p| p.as_os_str() != "-") else {
+            continue;
+        };
+        write_file(path, |out| formats::render(report, format, *measure, out))?;
+    }
+    Ok(())
+}
+
+fn write_file(
+    path: &Path,
+    render: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let file =
+        fs::File::create(path).with_context(|| format!("failed to create `{}`", path.display()))?;
+    let mut out = BufWriter::new(file);
+    render(&mut out).with_context(|| format!("failed to write `{}`", path.display()))?;
+    out.flush()
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
     Ok(())
 }

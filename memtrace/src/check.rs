@@ -38,9 +38,9 @@ pub const EXIT_ERROR: i32 = 2;
 /// Arguments of `memtrace check`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CheckArgs {
-    /// A JSON report written by `memtrace run --json FILE`.
-    #[arg(value_name = "REPORT.json")]
-    pub input: PathBuf,
+    /// Judge a JSON report saved earlier (`--json FILE`) instead of tracing.
+    #[arg(long = "report", value_name = "REPORT.json")]
+    pub input: Option<PathBuf>,
 
     /// Fail when the leaked bytes exceed this (e.g. `0`, `64KiB`, `10MB`);
     /// with neither this nor `--max-leaked-count`, no leaked byte is allowed.
@@ -565,43 +565,83 @@ fn parse_warmup(text: &str) -> Result<Duration, String> {
     parse_duration(text)
 }
 
-/// Runs `memtrace check`: reads the files, judges the report, prints the
-/// summary (and annotations with `--github`) on stdout, writes `--junit`.
-/// Returns [`Verdict::exit_code`]; an error means [`EXIT_ERROR`].
+/// The files a check needs, read and validated before anything is traced,
+/// so a bad option fails at once instead of after a long run.
+#[derive(Debug)]
+pub struct Judge {
+    options: CheckOptions,
+    suppressions: Suppressions,
+    baseline: Option<Report>,
+    junit: Option<PathBuf>,
+    github: bool,
+}
+
+impl Judge {
+    /// Reads the suppressions and the baseline and checks the options.
+    /// `window` is true for a check of a running process over a window,
+    /// where what is live at the end is its working set, not a leak: leak
+    /// budgets then apply only when given.
+    pub fn new(args: &CheckArgs, window: bool) -> anyhow::Result<Self> {
+        let suppressions = match &args.suppressions {
+            Some(path) => Suppressions::load(path)?,
+            None => Suppressions::default(),
+        };
+        let baseline = match &args.baseline {
+            Some(path) => Some(load_report(path).context("cannot use the baseline")?),
+            None => None,
+        };
+        if !(args.baseline_margin >= 0.0 && args.baseline_margin.is_finite()) {
+            anyhow::bail!("`--baseline-margin` must be a percentage of zero or more");
+        }
+        let mut options = CheckOptions::from(args);
+        if window && options.max_leaked_bytes.is_none() && options.max_leaked_count.is_none() {
+            options.max_leaked_bytes = Some(u64::MAX);
+        }
+        Ok(Self {
+            options,
+            suppressions,
+            baseline,
+            junit: args.junit.clone(),
+            github: args.github,
+        })
+    }
+
+    /// Judges `report`: prints the summary (and annotations with
+    /// `--github`) on stdout, writes `--junit`, and returns
+    /// [`Verdict::exit_code`]. An error means [`EXIT_ERROR`].
+    pub fn judge(&self, report: &Report) -> anyhow::Result<i32> {
+        let verdict = evaluate(
+            report,
+            &self.options,
+            &self.suppressions,
+            self.baseline.as_ref(),
+        );
+
+        let mut stdout = io::stdout().lock();
+        output::write_summary(&verdict, report, &mut stdout)?;
+        if self.github {
+            let workspace = std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from);
+            output::write_github(&verdict, workspace.as_deref(), &mut stdout)?;
+        }
+        if let Some(path) = &self.junit {
+            let mut xml = Vec::new();
+            output::write_junit(&verdict, report, &mut xml)?;
+            std::fs::write(path, xml).with_context(|| {
+                format!("failed to write the JUnit report `{}`", path.display())
+            })?;
+        }
+        Ok(verdict.exit_code())
+    }
+}
+
+/// Judges the saved report `--report` names.
 pub fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
-    let report = load_report(&args.input)?;
-    let suppressions = match &args.suppressions {
-        Some(path) => Suppressions::load(path)?,
-        None => Suppressions::default(),
-    };
-    let baseline = match &args.baseline {
-        Some(path) => Some(load_report(path).context("cannot use the baseline")?),
-        None => None,
-    };
-    if !(args.baseline_margin >= 0.0 && args.baseline_margin.is_finite()) {
-        anyhow::bail!("`--baseline-margin` must be a percentage of zero or more");
-    }
-
-    let verdict = evaluate(
-        &report,
-        &CheckOptions::from(args),
-        &suppressions,
-        baseline.as_ref(),
-    );
-
-    let mut stdout = io::stdout().lock();
-    output::write_summary(&verdict, &report, &mut stdout)?;
-    if args.github {
-        let workspace = std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from);
-        output::write_github(&verdict, workspace.as_deref(), &mut stdout)?;
-    }
-    if let Some(path) = &args.junit {
-        let mut xml = Vec::new();
-        output::write_junit(&verdict, &report, &mut xml)?;
-        std::fs::write(path, xml)
-            .with_context(|| format!("failed to write the JUnit report `{}`", path.display()))?;
-    }
-    Ok(verdict.exit_code())
+    let judge = Judge::new(args, false)?;
+    let path = args
+        .input
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("no report to judge: give `--report FILE`"))?;
+    judge.judge(&load_report(path)?)
 }
 
 #[cfg(test)]

@@ -4,12 +4,24 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::{
+    check::CheckArgs,
+    config::MonitorArgs,
+    formats::{Measure, ReportArgs},
+};
+
 /// Traces a process's native allocations with eBPF and reports who holds memory.
 #[derive(Debug, Parser)]
 #[command(name = "memtrace", version, args_conflicts_with_subcommands = true)]
-#[command(
-    after_help = "Examples:\n  sudo memtrace --pid 4242\n  sudo memtrace run -- ./server --port 8080"
-)]
+#[command(after_help = "\
+Examples:
+  sudo memtrace --pid 4242
+  sudo memtrace run -- ./server --port 8080
+  sudo memtrace check --max-leaked-bytes 0 -- ./run-tests
+  memtrace report saved.json --format svg -o flame.svg
+
+Exit status: 0 on success (with `run`, the command's own status), 1 when
+`check` finds the budget broken, 2 when memtrace itself fails.")]
 pub struct Cli {
     /// Attach to this running process.
     #[arg(short, long, value_name = "PID")]
@@ -26,7 +38,8 @@ impl Cli {
     /// The `-v` count of whichever command was given.
     pub fn verbosity(&self) -> u8 {
         match &self.command {
-            Some(Command::Run { trace, .. }) => trace.verbose,
+            Some(Command::Run { trace, .. } | Command::Check { trace, .. }) => trace.verbose,
+            Some(Command::Report(_)) => 0,
             None => self.trace.verbose,
         }
     }
@@ -42,6 +55,21 @@ pub enum Command {
         #[arg(required = true, last = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },
+    /// Render a saved JSON report as folded stacks, SVG, pprof, speedscope or markdown.
+    Report(ReportArgs),
+    /// Fail (exit 1) when a command leaves memory allocated, or a process grows, past a budget.
+    Check {
+        #[command(flatten)]
+        check: CheckArgs,
+        /// Watch this running process (with `--duration`) and judge its growth.
+        #[arg(short, long, value_name = "PID", conflicts_with = "input")]
+        pid: Option<u32>,
+        #[command(flatten)]
+        trace: TraceArgs,
+        /// The command to run under tracing, and its arguments.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
 }
 
 /// Options shared by every way of tracing.
@@ -55,10 +83,6 @@ pub struct TraceArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
-    /// Write the final report as JSON to this file (`-` for stdout, instead of the text report).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-
     /// How many consumers and modules the text report shows.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -66,6 +90,9 @@ pub struct TraceArgs {
     /// Do not print the live status line.
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 
     /// Size of the kernel's event ring buffer, in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = parse_ring_buffer_mib, value_name = "MIB")]
@@ -83,6 +110,41 @@ pub struct TraceArgs {
     /// More diagnostics on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+}
+
+/// Files the final report is written to, besides the text on stdout.
+#[derive(Clone, Debug, Default, Args)]
+pub struct OutputArgs {
+    /// Write the report as JSON (`-` for stdout, instead of the text report).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write folded stacks (flamegraph.pl, inferno).
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+
+    /// Write an SVG flame graph.
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+
+    /// Write a gzipped pprof profile (go tool pprof, Pyroscope, Parca).
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+
+    /// Write a speedscope profile.
+    #[arg(long, value_name = "FILE")]
+    pub speedscope: Option<PathBuf>,
+
+    /// Write a markdown report.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+
+    /// What the folded, SVG and speedscope outputs weigh stacks by.
+    #[arg(long, value_enum, default_value_t = Measure::LiveBytes)]
+    pub measure: Measure,
 }
 
 /// Parses `250ms`, `30s`, `10m`, `2h`, or a bare number of seconds.
@@ -148,6 +210,38 @@ mod tests {
         };
         assert_eq!(trace.top, 3);
         assert_eq!(command, ["ls", "-l"]);
+    }
+
+    #[test]
+    fn check_takes_budgets_and_a_command() {
+        let cli = Cli::try_parse_from([
+            "memtrace",
+            "check",
+            "--max-leaked-bytes",
+            "1KiB",
+            "--json",
+            "r.json",
+            "--",
+            "make",
+            "test",
+        ])
+        .unwrap();
+        let Some(Command::Check {
+            check,
+            pid,
+            trace,
+            command,
+        }) = cli.command
+        else {
+            panic!("check parsed")
+        };
+        assert_eq!(check.max_leaked_bytes, Some(1024));
+        assert_eq!(pid, None);
+        assert_eq!(
+            trace.outputs.json.as_deref(),
+            Some(std::path::Path::new("r.json"))
+        );
+        assert_eq!(command, ["make", "test"]);
     }
 
     #[test]

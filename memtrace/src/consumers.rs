@@ -8,14 +8,115 @@
 //! their caller's behalf, so a leak inside `libfoo.so` is `libfoo.so`'s, not
 //! libc's.
 
+use std::hash::BuildHasher as _;
+
 use rustc_hash::FxHashMap;
 
 use crate::{
-    aggregate::{AgeHistogram, Family, Site},
+    aggregate::{AgeHistogram, Family, Site, SiteKey},
     memory_map::MemoryMap,
     report::{Consumer, ModuleUsage},
+    snapshot::ConsumerSample,
     symbolize::{Frame, Symbolizer, UNKNOWN_MODULE},
 };
+
+/// Sites followed by the monitor at most, the largest first.
+const MONITORED_SITES: usize = 200;
+/// Frames of a consumer handed to the monitor for its alerts.
+const ALERT_FRAMES: usize = 6;
+/// Set in the ids of per-module samples, which never collide with site ids.
+const MODULE_ID: u64 = 1 << 63;
+
+/// A site's stack, innermost first, from the copies of the kernel's stacks:
+/// the caller always first, even when the kernel kept no stack.
+pub fn full_stack(stacks: &FxHashMap<i32, Vec<u64>>, key: SiteKey) -> Vec<u64> {
+    let mut stack = stacks.get(&key.stack_id).cloned().unwrap_or_default();
+    if stack.first() != Some(&key.caller) {
+        stack.insert(0, key.caller);
+    }
+    stack
+}
+
+/// What the monitor samples each snapshot: one sample per live site (the
+/// largest [`MONITORED_SITES`]) and one per module, plus each site's top
+/// frames as text for alert recommendations.
+#[derive(Debug, Default)]
+pub struct Samples {
+    pub consumers: Vec<ConsumerSample>,
+    pub frames: Vec<(u64, Vec<String>)>,
+}
+
+/// Samples the live sites. `old_bytes` holds, per site, the live bytes
+/// allocated before the analysis window.
+pub fn samples(
+    sites: &[Site],
+    old_bytes: &[u64],
+    stacks: &FxHashMap<i32, Vec<u64>>,
+    map: &MemoryMap,
+    symbolizer: &mut Symbolizer,
+) -> Samples {
+    let mut live: Vec<(usize, &Site)> = sites
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.live_bytes > 0)
+        .collect();
+    live.sort_by_key(|(_, s)| std::cmp::Reverse(s.live_bytes));
+    live.truncate(MONITORED_SITES);
+
+    let mut samples = Samples::default();
+    let mut modules: FxHashMap<String, ConsumerSample> = FxHashMap::default();
+    for (index, site) in live {
+        let addresses = trim_stack(map, &full_stack(stacks, site.key));
+        let frames = symbolizer.frames(map, &addresses);
+        let module = charged_module(&frames).unwrap_or(UNKNOWN_MODULE).to_owned();
+        let label = frames
+            .iter()
+            .find(|f| !is_allocator_module(&f.module))
+            .or_else(|| frames.first())
+            .map_or_else(|| UNKNOWN_MODULE.to_owned(), frame_label);
+        let old = old_bytes.get(index).copied().unwrap_or(0);
+
+        let total = modules
+            .entry(module.clone())
+            .or_insert_with(|| ConsumerSample {
+                id: MODULE_ID | rustc_hash::FxBuildHasher.hash_one(&module) >> 1,
+                module: module.clone(),
+                label: module.clone(),
+                ..ConsumerSample::default()
+            });
+        total.live_bytes += site.live_bytes;
+        total.live_count += site.live_count;
+        total.old_bytes += old;
+
+        let id = index as u64;
+        samples.frames.push((
+            id,
+            frames.iter().take(ALERT_FRAMES).map(frame_label).collect(),
+        ));
+        samples.consumers.push(ConsumerSample {
+            id,
+            module,
+            label,
+            live_bytes: site.live_bytes,
+            live_count: site.live_count,
+            old_bytes: old,
+        });
+    }
+    samples.consumers.extend(modules.into_values());
+    samples
+}
+
+/// `function (file:line)`, or `module+0xaddress` for a frame with no symbol.
+fn frame_label(frame: &Frame) -> String {
+    match (&frame.function, &frame.file, frame.line) {
+        (Some(function), Some(file), Some(line)) => format!("{function} ({file}:{line})"),
+        (Some(function), _, _) => function.clone(),
+        _ => {
+            let module = frame.module.rsplit('/').next().unwrap_or(&frame.module);
+            format!("{module}+{:#x}", frame.address)
+        }
+    }
+}
 
 /// Libraries that allocate on behalf of their callers: the C library and
 /// its dynamic loader, the C++ runtimes, and malloc replacements.

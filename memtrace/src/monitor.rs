@@ -29,7 +29,7 @@
 use std::{collections::VecDeque, fmt::Write as _, io, path::PathBuf};
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     alerts::{
@@ -106,7 +106,7 @@ pub enum MonitorError {
 }
 
 /// A consumer's latest pattern, for the report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConsumerPattern {
     pub consumer: ConsumerRef,
     pub live_bytes: u64,
@@ -114,7 +114,7 @@ pub struct ConsumerPattern {
 }
 
 /// What the monitor found, for the final report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MonitorSummary {
     /// The process's latest pattern (of its resident memory).
     pub process: Option<Verdict>,

@@ -29,6 +29,10 @@ pub struct Report {
     /// By live bytes, largest first.
     pub modules: Vec<ModuleUsage>,
     pub memory: Vec<MemorySample>,
+    /// What the monitor concluded: growth patterns of the process and its
+    /// consumers, and what the alerts did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<crate::monitor::MonitorSummary>,
     /// What tracing cost memtrace itself.
     #[serde(default)]
     pub tracer: TracerUsage,
@@ -193,6 +197,9 @@ impl Report {
         self.text_summary(&mut s);
         self.text_consumers(&mut s, top);
         self.text_modules(&mut s, top);
+        if let Some(monitoring) = &self.monitoring {
+            s.push_str(&monitoring.text(top));
+        }
         s
     }
 

@@ -11,7 +11,7 @@ use std::{
     io::{IsTerminal as _, Write as _},
     os::fd::AsRawFd as _,
     sync::atomic::{AtomicBool, AtomicI32, Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context as _;
@@ -22,8 +22,10 @@ use rustc_hash::FxHashMap;
 use crate::{
     aggregate::{AGE_BUCKETS_S, Aggregator, Site, SiteKey},
     allocator::Plan,
+    config::MonitorConfig,
     consumers,
     memory_map::MemoryMap,
+    monitor::{Monitor, TickInput},
     probes::{KernelCounters, MapSizes, Probes},
     procfs,
     report::{self, ExitStatus, MemorySample, ProbePointSummary, Report},
@@ -48,6 +50,7 @@ pub struct Options {
     pub duration: Option<Duration>,
     pub quiet: bool,
     pub sizes: MapSizes,
+    pub monitor: MonitorConfig,
 }
 
 /// What a session learns about the target from outside the event stream.
@@ -115,6 +118,10 @@ pub struct Tracer {
     samples: Vec<MemorySample>,
     started: Instant,
     last_rss: u64,
+    symbolizer: Symbolizer,
+    analysis_window: Duration,
+    /// Taken out while it runs its tick.
+    monitor: Option<Monitor>,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -127,9 +134,16 @@ impl std::fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    /// Attaches to process `pid` with the probes `plan` describes.
-    pub fn attach(pid: u32, command: String, plan: Plan, sizes: MapSizes) -> anyhow::Result<Self> {
-        let mut probes = Probes::attach(pid, &plan, sizes)?;
+    /// Attaches to process `pid` with the probes `plan` describes, and
+    /// starts monitoring it as `options` say.
+    pub fn attach(
+        pid: u32,
+        command: String,
+        plan: Plan,
+        options: &Options,
+    ) -> anyhow::Result<Self> {
+        let monitor = Monitor::new(options.monitor.clone(), pid)?;
+        let mut probes = Probes::attach(pid, &plan, options.sizes)?;
         let events = probes.take_events()?;
         let stack_map = probes.take_stacks()?;
         let mut memory_map = MemoryMap::default();
@@ -149,7 +163,57 @@ impl Tracer {
             samples: Vec::new(),
             started: Instant::now(),
             last_rss: 0,
+            symbolizer: Symbolizer::new(),
+            analysis_window: options.monitor.analysis_window,
+            monitor: Some(monitor),
         })
+    }
+
+    /// Gives the monitor its tick; when a snapshot is due, samples every
+    /// live consumer first.
+    fn monitor_tick(&mut self) {
+        let Some(mut monitor) = self.monitor.take() else {
+            return;
+        };
+        let now_s = self.started.elapsed().as_secs_f64();
+        let mut sampled = Vec::new();
+        if monitor.snapshot_due(now_s) {
+            let cutoff = procfs::monotonic_ns().saturating_sub(
+                self.analysis_window
+                    .as_nanos()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            );
+            let old_bytes = self.aggregator.old_bytes(cutoff);
+            let samples = consumers::samples(
+                self.aggregator.sites(),
+                &old_bytes,
+                &self.stacks,
+                &self.memory_map,
+                &mut self.symbolizer,
+            );
+            for (id, frames) in samples.frames {
+                monitor.set_frames(id, frames);
+            }
+            sampled = samples.consumers;
+        }
+
+        let totals = self.aggregator.totals();
+        let pid = self.pid;
+        let unix_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        monitor.tick(
+            now_s,
+            unix_s,
+            TickInput {
+                heap_bytes: totals.live_bytes,
+                mapped_bytes: totals.mapped_bytes,
+                status: &mut || procfs::read_status(pid).ok(),
+                consumers: &mut || std::mem::take(&mut sampled),
+            },
+        );
+        self.monitor = Some(monitor);
     }
 
     pub fn pid(&self) -> u32 {
@@ -304,18 +368,12 @@ impl Tracer {
         let sites = self.aggregator.sites();
         let ages = self.aggregator.age_histograms(now_ns);
         let stacks = &self.stacks;
-        let stack_of = |site: &Site| -> Vec<u64> {
-            let key = site.key;
-            let mut stack = stacks.get(&key.stack_id).cloned().unwrap_or_default();
-            if stack.first() != Some(&key.caller) {
-                stack.insert(0, key.caller);
-            }
-            stack
-        };
+        let stack_of = |site: &Site| consumers::full_stack(stacks, site.key);
         let groups = consumers::group(sites, &ages, &self.memory_map, &stack_of);
 
         let (consumers, modules) =
-            consumers::describe(groups, &mut Symbolizer::new(), &self.memory_map);
+            consumers::describe(groups, &mut self.symbolizer, &self.memory_map);
+        let monitoring = self.monitor.as_mut().map(Monitor::finish);
 
         let totals = self.aggregator.totals();
         let untracked = self.aggregator.untracked();
@@ -379,6 +437,7 @@ impl Tracer {
             consumers,
             modules,
             memory: self.samples.clone(),
+            monitoring,
             tracer: {
                 let (peak_rss_bytes, cpu_s) = procfs::own_usage();
                 report::TracerUsage {
@@ -412,6 +471,7 @@ pub fn run(
         wait_for_events(&tracer.events, wait)?;
         events_since_tick += tracer.drain();
 
+        tracer.monitor_tick();
         if watch.target_gone(tracer) {
             break;
         }

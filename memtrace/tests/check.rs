@@ -14,7 +14,7 @@ fn args(dir: &Path, report: &Report) -> CheckArgs {
     let input = dir.join("report.json");
     fs::write(&input, serde_json::to_string(report).unwrap()).unwrap();
     CheckArgs {
-        input,
+        input: Some(input),
         max_leaked_bytes: None,
         max_leaked_count: None,
         max_growth: None,

@@ -379,6 +379,7 @@ pub(crate) mod fixture {
                 })
                 .collect(),
             consumers,
+            monitoring: None,
             tracer: TracerUsage::default(),
             exit: None,
         }
