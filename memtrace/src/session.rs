@@ -115,6 +115,8 @@ pub struct Tracer {
     stacks_unreadable: u64,
     memory_map: MemoryMap,
     last_map_refresh: Instant,
+    /// Code was seen that the memory map does not place: re-read it soon.
+    map_stale: bool,
     samples: Vec<MemorySample>,
     started: Instant,
     last_rss: u64,
@@ -160,6 +162,7 @@ impl Tracer {
             stacks_unreadable: 0,
             memory_map,
             last_map_refresh: Instant::now(),
+            map_stale: false,
             samples: Vec::new(),
             started: Instant::now(),
             last_rss: 0,
@@ -178,6 +181,9 @@ impl Tracer {
         let now_s = self.started.elapsed().as_secs_f64();
         let mut sampled = Vec::new();
         if monitor.snapshot_due(now_s) {
+            if self.map_stale {
+                self.refresh_memory_map();
+            }
             let cutoff = procfs::monotonic_ns().saturating_sub(
                 self.analysis_window
                     .as_nanos()
@@ -251,7 +257,7 @@ impl Tracer {
     }
 
     fn copy_stacks(&mut self, sites: &mut Vec<SiteKey>) {
-        let mut unknown_code = false;
+        let mut unknown_code = self.map_stale;
         for key in sites.drain(..) {
             unknown_code |= !self.memory_map.is_code(key.caller.saturating_sub(1));
             if key.stack_id < 0 || self.stacks.contains_key(&key.stack_id) {
@@ -265,7 +271,14 @@ impl Tracer {
                 Err(_) => self.stacks_unreadable += 1,
             }
         }
-        if unknown_code && self.last_map_refresh.elapsed() >= MAP_REFRESH_MIN_GAP {
+        self.map_stale = unknown_code;
+        self.refresh_stale_map();
+    }
+
+    /// Re-reads the memory map if unplaced code was seen, at most once per
+    /// [`MAP_REFRESH_MIN_GAP`].
+    fn refresh_stale_map(&mut self) {
+        if self.map_stale && self.last_map_refresh.elapsed() >= MAP_REFRESH_MIN_GAP {
             self.refresh_memory_map();
         }
     }
@@ -274,6 +287,7 @@ impl Tracer {
     pub fn refresh_memory_map(&mut self) {
         self.memory_map.refresh(self.pid);
         self.last_map_refresh = Instant::now();
+        self.map_stale = false;
     }
 
     /// Records a memory sample and returns it.

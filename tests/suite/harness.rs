@@ -3,7 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::OnceLock,
+    sync::{Mutex, OnceLock},
 };
 
 use serde_json::Value;
@@ -39,9 +39,18 @@ pub fn scratch() -> &'static Path {
     })
 }
 
-/// Compiles workload sources into `output` with extra flags; returns its path.
+/// Compiles workload sources into `output` with extra flags, once per test
+/// run (tests run in parallel, and must not rewrite a binary another is
+/// tracing); returns its path.
 pub fn compile(output: &str, sources: &[&str], flags: &[&str]) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let out = scratch().join(output);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if built.iter().any(|b| b == output) {
+        return out;
+    }
     let workloads = workspace().join("tests/workloads");
     let status = Command::new("gcc")
         .args([
@@ -57,6 +66,7 @@ pub fn compile(output: &str, sources: &[&str], flags: &[&str]) -> PathBuf {
         .status()
         .expect("run gcc");
     assert!(status.success(), "gcc failed on {sources:?}");
+    built.push(output.to_owned());
     out
 }
 

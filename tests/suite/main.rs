@@ -6,6 +6,8 @@
 //! at test time from `tests/workloads`.
 
 mod attach;
+mod check;
 mod errors;
 mod harness;
+mod monitor;
 mod run;
