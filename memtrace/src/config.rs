@@ -691,18 +691,19 @@ mod tests {
 
     #[test]
     fn monitoring_flags_sit_beside_the_tracing_flags_without_clashing() {
-        #[derive(Debug, Parser)]
-        struct Both {
-            #[command(flatten)]
-            trace: crate::cli::TraceArgs,
-            #[command(flatten)]
-            monitor: MonitorArgs,
-        }
-        <Both as clap::CommandFactory>::command().debug_assert();
-        let both = Both::try_parse_from(["memtrace", "--interval", "2s", "--events", "-"])
-            .expect("parses");
-        assert_eq!(both.trace.interval, Duration::from_secs(2));
-        assert!(both.monitor.events.is_some());
+        <crate::cli::Cli as clap::CommandFactory>::command().debug_assert();
+        let cli = crate::cli::Cli::try_parse_from([
+            "memtrace",
+            "--pid",
+            "1",
+            "--interval",
+            "2s",
+            "--events",
+            "-",
+        ])
+        .expect("parses");
+        assert_eq!(cli.trace.interval, Duration::from_secs(2));
+        assert!(cli.trace.monitor.events.is_some());
     }
 
     #[test]
