@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use memtrace_common::{Event, Kind};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 /// Which family an allocation belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,7 +79,7 @@ pub struct Totals {
 
 /// Things that happened to memory memtrace did not see allocated. None of
 /// them is subtracted from any site.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Untracked {
     /// `free` of a pointer not allocated since attach.
     pub frees: u64,

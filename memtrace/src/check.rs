@@ -23,8 +23,8 @@ use rustc_hash::FxHashMap;
 pub use self::suppressions::Suppressions;
 use crate::{
     cli::parse_duration,
-    formats::{counted, load_report, module_name, units},
-    report::{MemorySample, Report, bytes, count},
+    formats::{load_report, module_name, units},
+    report::{MemorySample, Report, bytes, count, counted},
     symbolize::Frame,
 };
 
@@ -235,11 +235,11 @@ impl LeakSite {
     /// What the site holds, e.g. `1.00 KiB in 4 blocks`.
     #[must_use]
     pub fn holding(&self) -> String {
-        let (one, many) = units(&self.key.kind);
+        let one = units(&self.key.kind);
         format!(
             "{} in {}",
             bytes(self.live_bytes),
-            counted(self.live_count, one, many)
+            counted(self.live_count, one)
         )
     }
 }

@@ -4,6 +4,7 @@ use std::{fmt::Write as _, io};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::aggregate::Untracked;
 use crate::symbolize::Frame;
 
 /// Version of the JSON layout; bumped when a field changes meaning.
@@ -90,20 +91,6 @@ impl Lost {
     pub fn any(&self) -> bool {
         *self != Lost::default()
     }
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct Untracked {
-    /// `free` of memory allocated before tracing began.
-    pub frees: u64,
-    /// `realloc` of memory allocated before tracing began.
-    pub reallocs: u64,
-    /// Bytes unmapped that no traced mapping covered.
-    pub unmapped_bytes: u64,
-    /// `mremap` of memory no traced mapping covered.
-    pub remaps: u64,
-    /// Allocations at an address still live: a free was missed.
-    pub reused_live_addresses: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -411,13 +411,7 @@ impl Tracer {
                 rss_bytes: procfs::read_status(self.pid).map_or(0, |s| s.rss),
             },
             lost: self.lost(),
-            untracked: report::Untracked {
-                frees: untracked.frees,
-                reallocs: untracked.reallocs,
-                unmapped_bytes: untracked.unmapped_bytes,
-                remaps: untracked.remaps,
-                reused_live_addresses: untracked.reused_live_addresses,
-            },
+            untracked,
             probes: report::ProbeSummary {
                 heap_object: self.plan.heap_object.clone(),
                 libc: self.plan.libc.clone(),

@@ -4,7 +4,8 @@
 
 use std::io::{self, Write};
 
-use super::{Measure, counted, module_name, units, weighed};
+use super::{Measure, module_name, units, weighed};
+use crate::report::counted;
 use crate::{
     report::{MemorySample, Report, bytes, count},
     symbolize::Frame,
@@ -85,17 +86,17 @@ fn summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         out,
         "| heap | {} in {} | {} in {}, {} |",
         bytes(t.live_bytes),
-        counted(t.live_count, "block", "blocks"),
+        counted(t.live_count, "block"),
         bytes(t.alloc_bytes),
-        counted(t.allocs, "allocation", "allocations"),
-        counted(t.frees, "free", "frees")
+        counted(t.allocs, "allocation"),
+        counted(t.frees, "free")
     )?;
     writeln!(
         out,
         "| anonymous mappings | {} in {} | {} |",
         bytes(t.mapped_bytes),
-        counted(t.mapped_count, "region", "regions"),
-        counted(t.maps, "mapping", "mappings")
+        counted(t.mapped_count, "region"),
+        counted(t.maps, "mapping")
     )?;
     if t.rss_bytes > 0 {
         writeln!(out, "| resident set | {} | |", bytes(t.rss_bytes))?;
@@ -153,13 +154,9 @@ fn consumers(report: &Report, measure: Measure, out: &mut dyn Write) -> io::Resu
             measure.format(*value),
             measure.label(),
             bytes(consumer.live_bytes),
-            counted(
-                consumer.live_count,
-                units(&consumer.kind).0,
-                units(&consumer.kind).1
-            ),
+            counted(consumer.live_count, units(&consumer.kind)),
             bytes(consumer.alloc_bytes),
-            counted(consumer.alloc_count, "call", "calls"),
+            counted(consumer.alloc_count, "call"),
             code(module_name(&consumer.module))
         )?;
         for frame in consumer.frames.iter().take(TOP_FRAMES) {

@@ -226,24 +226,10 @@ pub fn load_report(path: &Path) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// A count and its noun, e.g. `1 block` or `1,024 blocks`.
-#[must_use]
-pub fn counted(n: u64, singular: &str, plural: &str) -> String {
-    format!(
-        "{} {}",
-        crate::report::count(n),
-        if n == 1 { singular } else { plural }
-    )
-}
-
 /// The noun for what a consumer of `kind` allocates: regions of `mmap`, blocks of the heap.
 #[must_use]
-pub fn units(kind: &str) -> (&'static str, &'static str) {
-    if kind == "mmap" {
-        ("region", "regions")
-    } else {
-        ("block", "blocks")
-    }
+pub fn units(kind: &str) -> &'static str {
+    if kind == "mmap" { "region" } else { "block" }
 }
 
 /// The last component of a module's path: `libc.so.6` for `/usr/lib/libc.so.6`.
