@@ -75,7 +75,16 @@ fn trace_pid(
     if args.probe_at_entry {
         plan.place_at_entries();
     }
-    let options = options(args)?;
+    let mut options = options(args)?;
+    // Memory allocated before the attach is outside the traced heap, so the
+    // untracked and RSS/heap thresholds would fire on every attach: with
+    // `--pid` they apply only when given on the command line.
+    if args.monitor.untracked_threshold.is_none() {
+        options.monitor.alerts.untracked_bytes = None;
+    }
+    if args.monitor.ratio_threshold.is_none() {
+        options.monitor.alerts.rss_heap_ratio = None;
+    }
     session::install_signal_handlers()?;
 
     let mut tracer = Tracer::attach(pid, command, plan, &options).map_err(|err| {

@@ -11,6 +11,7 @@
 //! - The bare cost of one probe hit, by the instruction at the probe site.
 //! - The bare cost of one probe hit, by the instruction at the probe site.
 //! - Aggregation throughput on synthetic events, on one core.
+//! - The growth classifier's precision and recall on a labelled corpus.
 
 use std::{
     path::Path,
@@ -90,7 +91,8 @@ pub fn run() -> anyhow::Result<()> {
     let sites = tasks::compile_c("bench-probe-sites", &["xtask/bench/probe_sites.c"], &[])?;
     let sites = sites.to_str().context("non-UTF-8 path")?;
     example("probe_cost", &[sites, "100000"])?;
-    example("aggregation", &[])
+    example("aggregation", &[])?;
+    example("classifier_bench", &[])
 }
 
 /// Runs one of memtrace's benchmark examples and prints what it prints.
