@@ -113,7 +113,10 @@ fn frame_label(frame: &Frame) -> String {
         (Some(function), _, _) => function.clone(),
         _ => {
             let module = frame.module.rsplit('/').next().unwrap_or(&frame.module);
-            format!("{module}+{:#x}", frame.address)
+            match frame.offset {
+                Some(offset) => format!("{module}+{offset:#x}"),
+                None => format!("{module} at {:#x}", frame.address),
+            }
         }
     }
 }
@@ -288,6 +291,7 @@ mod tests {
             address: 1,
             function: None,
             module: module.to_owned(),
+            offset: None,
             file: None,
             line: None,
         }

@@ -324,7 +324,10 @@ fn frame_text(frame: &Frame) -> String {
     let module = frame.module.rsplit('/').next().unwrap_or(&frame.module);
     match (&frame.file, frame.line) {
         (Some(file), Some(line)) => format!("{function} at {file}:{line} [{module}]"),
-        _ => format!("{function} [{module}+{:#x}]", frame.address),
+        _ => match frame.offset {
+            Some(offset) => format!("{function} [{module}+{offset:#x}]"),
+            None => format!("{function} [{module} at {:#x}]", frame.address),
+        },
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Frame {
     pub function: Option<String>,
     /// The object's path, [`JIT_MODULE`] or [`UNKNOWN_MODULE`].
     pub module: String,
+    /// The return address's offset in the object's file, for frames in a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub file: Option<String>,
     pub line: Option<u32>,
 }
@@ -71,6 +74,7 @@ impl Symbolizer {
                         address,
                         function: symbol.function,
                         module: path,
+                        offset: Some(offset + 1),
                         file: symbol.file,
                         line: symbol.line,
                     }
@@ -127,6 +131,7 @@ fn unknown_frame(address: u64, module: &str) -> Frame {
         address,
         function: None,
         module: module.to_owned(),
+        offset: None,
         file: None,
         line: None,
     }

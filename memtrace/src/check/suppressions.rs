@@ -156,6 +156,7 @@ mod tests {
             address: 0x1000,
             function: function.map(str::to_owned),
             module: module.to_owned(),
+            offset: None,
             file: None,
             line: None,
         }

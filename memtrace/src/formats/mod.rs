@@ -259,7 +259,10 @@ pub fn frame_name(frame: &Frame) -> String {
     };
     let name = match frame.function.as_deref() {
         Some(function) => format!("{function} {tag}"),
-        None => format!("{:#x} {tag}", frame.address),
+        None => match frame.offset {
+            Some(offset) => format!("+{offset:#x} {tag}"),
+            None => format!("{:#x} {tag}", frame.address),
+        },
     };
     name.replace([';', '\n', '\r'], " ")
 }
@@ -309,6 +312,7 @@ pub(crate) mod fixture {
             address,
             function: function.map(str::to_owned),
             module: module.to_owned(),
+            offset: None,
             file: line.map(|_| "/src/app.c".to_owned()),
             line,
         }
