@@ -314,7 +314,8 @@ impl Builder {
     }
 
     /// A mapping per module. The report keeps no load addresses, so a
-    /// mapping's range is the span of the addresses its frames hold.
+    /// mapping's range is the span of the addresses its frames hold; its
+    /// file offset follows from any frame's address and file offset.
     fn mapping(&mut self, frame: &Frame) -> u64 {
         let next_id = self.mappings.len() as u64 + 1;
         let filename = self.strings.intern(&frame.module);
@@ -333,6 +334,11 @@ impl Builder {
             });
         mapping.memory_start = mapping.memory_start.min(frame.address);
         mapping.memory_limit = mapping.memory_limit.max(frame.address.saturating_add(1));
+        // Address minus file offset is the same for every frame of one file.
+        if let Some(offset) = frame.offset {
+            let bias = frame.address.wrapping_sub(offset);
+            mapping.file_offset = mapping.memory_start.wrapping_sub(bias);
+        }
         mapping.id
     }
 
