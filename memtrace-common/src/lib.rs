@@ -174,8 +174,10 @@ pub struct PendingCall {
     pub sp: u64,
     pub args: [u64; 5],
     pub kind: u32,
-    /// Always zero; keeps the size a multiple of 8 bytes.
-    pub padding: u32,
+    /// Return probes still to fire for this call before it is complete: a
+    /// probed function that tail-jumps into another has both their return
+    /// probes on one return.
+    pub chained: u32,
 }
 
 /// Indexes into the counters map. Every place the kernel side can drop or

@@ -4,7 +4,7 @@
 //! pair them with the result, take the user stack (complete at that point:
 //! the instruction pointer is the return address into the caller, and the
 //! caller's frame pointer is restored), and push one [`Event`] into the ring
-//! buffer. `free` needs no return probe. Every place where an event can be
+//! buffer; `free` sends its event at entry. Every place where an event can be
 //! lost bumps a counter in `COUNTERS`.
 //!
 //! Needs Linux 5.15 (ring buffer, attach cookies on uprobes).
@@ -129,7 +129,7 @@ fn ret_regs(ctx: &RetProbeContext) -> &pt_regs {
 fn inside_heap_call(tid: u32, sp: u64) -> bool {
     match HEAP_CALLS.get_ptr(tid) {
         // SAFETY: the entry belongs to this thread, which is running this program.
-        Some(call) => (unsafe { (*call).sp }) > sp,
+        Some(call) => (unsafe { (*call).sp }) >= sp,
         None => false,
     }
 }
@@ -149,13 +149,23 @@ const IGNORED: u32 = 0;
 fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>, kind: u32) {
     let regs = regs(ctx);
     let sp = regs.rsp;
-    if let Some(outer) = calls.get_ptr(tid) {
+    if let Some(outer) = calls.get_ptr_mut(tid) {
         // SAFETY: the entry belongs to this thread, which is running this program.
-        if unsafe { (*outer).sp } > sp {
+        let outer_sp = unsafe { (*outer).sp };
+        if outer_sp > sp {
             bump(Counter::NestedCall);
             return;
         }
-        // An older call at or above this frame never returned.
+        if outer_sp == sp {
+            // A probed function tail-jumped into another (glibc's
+            // `reallocarray` into `realloc`): one return will fire both
+            // return probes; the outer call's arguments stand.
+            // SAFETY: as above.
+            unsafe { (*outer).chained += 1 };
+            bump(Counter::NestedCall);
+            return;
+        }
+        // An older call above this frame never returned.
         bump(Counter::StaleCall);
     }
 
@@ -163,7 +173,7 @@ fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>, kind: 
         sp,
         args: [regs.rdi, regs.rsi, regs.rdx, regs.rcx, regs.r8],
         kind,
-        padding: 0,
+        chained: 0,
     };
     if calls.insert(tid, call, 0).is_err() {
         bump(Counter::PendingFull);
@@ -173,14 +183,21 @@ fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>, kind: 
 /// Takes the pending call that this return belongs to, if it is the outermost one.
 #[inline(always)]
 fn take_call(tid: u32, sp: u64, calls: &HashMap<u32, PendingCall>) -> Option<PendingCall> {
-    let Some(call) = calls.get_ptr(tid) else {
+    let Some(ptr) = calls.get_ptr_mut(tid) else {
         bump(Counter::ReturnWithoutEntry);
         return None;
     };
     // SAFETY: the entry belongs to this thread, which is running this program.
-    let call = unsafe { *call };
+    let call = unsafe { *ptr };
     // `ret` popped the return address: the outermost call entered 8 bytes lower.
     if call.sp != sp.wrapping_sub(8) {
+        return None;
+    }
+    if call.chained > 0 {
+        // The return probe of a function tail-jumped into: the last one to
+        // fire takes the call.
+        // SAFETY: as above.
+        unsafe { (*ptr).chained -= 1 };
         return None;
     }
     let _ = calls.remove(tid);
@@ -242,23 +259,22 @@ fn try_heap_return(ctx: &RetProbeContext, tid: u32) {
 fn try_free_enter(ctx: &ProbeContext, tid: u32) {
     let regs = regs(ctx);
     let address = regs.rdi;
-    if address == 0 {
-        return;
+    // A free made by realloc itself is skipped: the realloc's own event says
+    // what happened.
+    if address != 0 && !inside_heap_call(tid, regs.rsp) {
+        let event = Event {
+            // SAFETY: a helper with no preconditions.
+            timestamp_ns: unsafe { bpf_ktime_get_ns() },
+            address,
+            kind: Kind::Free as u32,
+            tid,
+            ..Event::default()
+        };
+        send(&event);
     }
-    // A free made by realloc itself: the realloc's own event says what happened.
-    if inside_heap_call(tid, regs.rsp) {
-        bump(Counter::NestedCall);
-        return;
-    }
-    let event = Event {
-        // SAFETY: a helper with no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        address,
-        kind: Kind::Free as u32,
-        tid,
-        ..Event::default()
-    };
-    send(&event);
+    // `free` can map memory for itself (a thread's first free sets up its
+    // arena): while it runs, its mmap calls are the allocator's own.
+    enter(ctx, tid, &HEAP_CALLS, IGNORED);
 }
 
 fn try_map_enter(ctx: &ProbeContext, tid: u32) {

@@ -219,7 +219,7 @@ impl ElfImage {
             code,
             probe_site::Needs {
                 arguments: arguments(kind),
-                return_probe: kind != Kind::Free,
+                return_probe: true,
             },
         );
         Some(ProbePoint {

@@ -210,9 +210,9 @@ impl Probes {
 
 fn attach_point(ebpf: &mut Ebpf, point: &ProbePoint, pid: NonZeroU32) -> anyhow::Result<()> {
     let (enter, ret) = match point.kind {
-        Kind::Free => (FREE_ENTER_PROGRAM, None),
-        kind if kind.is_mapping() => (MAP_ENTER_PROGRAM, Some(MAP_RETURN_PROGRAM)),
-        _ => (HEAP_ENTER_PROGRAM, Some(HEAP_RETURN_PROGRAM)),
+        Kind::Free => (FREE_ENTER_PROGRAM, HEAP_RETURN_PROGRAM),
+        kind if kind.is_mapping() => (MAP_ENTER_PROGRAM, MAP_RETURN_PROGRAM),
+        _ => (HEAP_ENTER_PROGRAM, HEAP_RETURN_PROGRAM),
     };
     let symbol = point.kind.symbol();
 
@@ -229,18 +229,16 @@ fn attach_point(ebpf: &mut Ebpf, point: &ProbePoint, pid: NonZeroU32) -> anyhow:
         )
         .with_context(|| format!("failed to attach to `{symbol}` in `{}`", point.path))?;
 
-    if let Some(ret) = ret {
-        let program: &mut UProbe = ebpf.program_mut(ret).expect("loaded above").try_into()?;
-        let location = UProbeAttachLocation::AbsoluteOffset(point.offset);
-        program
-            .attach(location, &point.attach_path, UProbeScope::OneProcess(pid))
-            .with_context(|| {
-                format!(
-                    "failed to attach to the return of `{symbol}` in `{}`",
-                    point.path
-                )
-            })?;
-    }
+    let program: &mut UProbe = ebpf.program_mut(ret).expect("loaded above").try_into()?;
+    let location = UProbeAttachLocation::AbsoluteOffset(point.offset);
+    program
+        .attach(location, &point.attach_path, UProbeScope::OneProcess(pid))
+        .with_context(|| {
+            format!(
+                "failed to attach to the return of `{symbol}` in `{}`",
+                point.path
+            )
+        })?;
     Ok(())
 }
 

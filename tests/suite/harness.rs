@@ -113,6 +113,7 @@ pub fn assert_nothing_lost(report: &Value) {
     let lost = &report["lost"];
     assert_eq!(lost["events"], 0, "events lost: {lost}");
     assert_eq!(lost["stacks"], 0, "stacks lost: {lost}");
+    assert_eq!(lost["stale_calls"], 0, "calls that never returned: {lost}");
 }
 
 /// The text of memtrace's stderr, for failure messages.

@@ -10,4 +10,5 @@ mod check;
 mod errors;
 mod harness;
 mod monitor;
+mod node;
 mod run;

@@ -81,6 +81,12 @@ fn realloc_chain_leaves_one_block_at_the_realloc_site() {
     );
 }
 
+/// glibc's `reallocarray` tail-jumps into `realloc`: one call, one event.
+#[test]
+fn reallocarray_is_one_allocation() {
+    assert_eq!(live("grow_reallocarray"), (300, 1));
+}
+
 #[test]
 fn realloc_to_zero_frees_the_block() {
     assert_eq!(live("realloc_to_zero"), (0, 0));

@@ -64,6 +64,12 @@ NOINLINE static void grow_realloc(void)
     keep(p);
 }
 
+NOINLINE static void grow_reallocarray(void)
+{
+    /* glibc's reallocarray tail-jumps into realloc: one call, two probes. */
+    keep(reallocarray(NULL, 10, 30));
+}
+
 NOINLINE static void realloc_to_zero(void)
 {
     void *p = malloc(77);
@@ -119,6 +125,7 @@ int main(void)
     leak_posix_memalign();
     leak_aligned();
     grow_realloc();
+    grow_reallocarray();
     realloc_to_zero();
     churn();
     failed_malloc();

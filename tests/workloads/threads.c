@@ -1,5 +1,6 @@
 /* Allocates before memtrace attaches, waits for a line on stdin, then frees
- * the early blocks and leaks from threads created after the attach. */
+ * the early blocks and leaks from threads created after the attach. Each
+ * thread's first allocator call is a free, which sets up its malloc arena. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@ static void *volatile kept[THREADS][BLOCKS];
 __attribute__((noinline)) static void *thread_leak(void *arg)
 {
     long t = (long)arg;
+    free(early[t]);
     for (int i = 0; i < BLOCKS; i++)
         kept[t][i] = malloc(64);
     return NULL;
@@ -30,7 +32,7 @@ int main(void)
     if (fgets(line, sizeof line, stdin) == NULL)
         return 1;
 
-    for (int i = 0; i < 10; i++)
+    for (int i = THREADS; i < 10; i++)
         free(early[i]);
     pthread_t threads[THREADS];
     for (long t = 0; t < THREADS; t++)
