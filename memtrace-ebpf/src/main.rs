@@ -123,8 +123,8 @@ fn ret_regs(ctx: &RetProbeContext) -> &pt_regs {
     unsafe { &*ctx.regs }
 }
 
-/// Whether the thread is already inside an outer call of the malloc family,
-/// which lives higher up the stack than `sp`.
+/// Whether the thread is already inside an outer call of the malloc family
+/// (or `free`), whose frame is at or above `sp` on the stack.
 #[inline(always)]
 fn inside_heap_call(tid: u32, sp: u64) -> bool {
     match HEAP_CALLS.get_ptr(tid) {
@@ -165,7 +165,7 @@ fn enter(ctx: &ProbeContext, tid: u32, calls: &HashMap<u32, PendingCall>, kind: 
             bump(Counter::NestedCall);
             return;
         }
-        // An older call above this frame never returned.
+        // An older call, deeper in the stack than this one, never returned.
         bump(Counter::StaleCall);
     }
 
