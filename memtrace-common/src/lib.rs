@@ -29,7 +29,9 @@ pub const MAP_RETURN_PROGRAM: &str = "map_return";
 /// Default size of the ring buffer, in bytes (a power of two, as the kernel requires).
 pub const DEFAULT_RING_BUFFER_BYTES: u32 = 16 << 20;
 /// Default number of buckets in the stack-trace map.
-pub const DEFAULT_STACK_MAP_ENTRIES: u32 = 16 << 10;
+pub const DEFAULT_STACK_MAP_ENTRIES: u32 = 32 << 10;
+/// Frames kept per stack, innermost first.
+pub const STACK_DEPTH: u32 = 64;
 /// Calls in flight (threads inside an allocator call) that can be tracked at once.
 pub const PENDING_CALL_ENTRIES: u32 = 16 << 10;
 
@@ -161,9 +163,14 @@ pub struct Event {
     pub tid: u32,
     /// A [`Kind`] value.
     pub kind: u32,
-    /// Always zero; keeps the size a multiple of 8 bytes.
-    pub padding: u32,
+    /// [`STACK_WITHOUT_CALLER`], or 0.
+    pub flags: u32,
 }
+
+/// [`Event::flags`]: the stored stack starts at the caller's caller (the
+/// full stack collided with another in the map, and the stack without its
+/// first frame was stored instead); the caller is [`Event::caller`].
+pub const STACK_WITHOUT_CALLER: u32 = 1;
 
 /// The arguments of an allocator call, kept from its entry to its return.
 #[repr(C)]

@@ -19,22 +19,26 @@
     reason = "BPF-to-BPF calls cost verifier budget and cannot pass map pointers"
 )]
 
+use core::cell::UnsafeCell;
+
 use aya_ebpf::{
     EbpfContext as _, Global,
     bindings::{
-        BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, pt_regs,
+        BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, bpf_map_def,
+        bpf_map_type::BPF_MAP_TYPE_STACK_TRACE, pt_regs,
     },
     helpers::{
-        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_get_stackid, bpf_ktime_get_ns,
+        bpf_probe_read_user,
     },
     macros::{map, uprobe, uretprobe},
-    maps::{HashMap, PerCpuArray, RingBuf, StackTrace},
-    programs::tracing::StackIdContext as _,
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::{ProbeContext, RetProbeContext},
 };
 use memtrace_common::{
     COUNTER_SLOTS, Counter, DEFAULT_RING_BUFFER_BYTES, DEFAULT_STACK_MAP_ENTRIES, Event, Kind,
-    MAP_ANONYMOUS, MAP_FAILED, PENDING_CALL_ENTRIES, PendingCall,
+    MAP_ANONYMOUS, MAP_FAILED, PENDING_CALL_ENTRIES, PendingCall, STACK_DEPTH,
+    STACK_WITHOUT_CALLER,
 };
 
 /// The process being traced. Set by the loader; probes ignore every other process.
@@ -44,8 +48,28 @@ static TARGET_TGID: Global<u32> = Global::new(0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BUFFER_BYTES, 0);
 
-#[map]
-static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_MAP_ENTRIES, 0);
+/// Stack traces of at most [`STACK_DEPTH`] frames. Defined by hand rather
+/// than with aya's `StackTrace`, whose entries hold the kernel's maximum of
+/// 127 frames: the shallower map holds twice the stacks in the same kernel
+/// memory, and deep stacks that differ only far from the allocation (JIT
+/// frames, garbage from frames without frame pointers) share an entry.
+#[unsafe(link_section = "maps")]
+#[unsafe(export_name = "STACKS")]
+static STACKS: StackMap = StackMap(UnsafeCell::new(bpf_map_def {
+    type_: BPF_MAP_TYPE_STACK_TRACE,
+    key_size: size_of::<u32>() as u32,
+    value_size: STACK_DEPTH * size_of::<u64>() as u32,
+    max_entries: DEFAULT_STACK_MAP_ENTRIES,
+    map_flags: 0,
+    id: 0,
+    pinning: 0,
+}));
+
+#[repr(transparent)]
+struct StackMap(UnsafeCell<bpf_map_def>);
+
+// SAFETY: the kernel owns the map; programs only pass its address to helpers.
+unsafe impl Sync for StackMap {}
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
@@ -341,17 +365,25 @@ fn emit(ctx: &RetProbeContext, tid: u32, mut event: Event) {
     event.tid = tid;
     // At a return probe the instruction pointer is the return address into the caller.
     event.caller = ret_regs(ctx).rip;
-    event.stack_id = match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
-        Ok(id) => id as i32,
-        Err(err) => {
-            bump(if -err == EEXIST {
-                Counter::StackCollision
-            } else {
-                Counter::StackFailed
-            });
-            err
+    let mut id = stack_id(ctx, 0);
+    if id == -i64::from(EEXIST) {
+        // Another stack holds this one's bucket. The stack without its first
+        // frame hashes elsewhere, and that frame is the caller, which the
+        // event carries anyway: nothing is lost.
+        let retry = stack_id(ctx, 1);
+        if retry >= 0 {
+            id = retry;
+            event.flags |= STACK_WITHOUT_CALLER;
         }
-    };
+    }
+    if id < 0 {
+        bump(if -id == i64::from(EEXIST) {
+            Counter::StackCollision
+        } else {
+            Counter::StackFailed
+        });
+    }
+    event.stack_id = id as i32;
     send(&event);
 }
 
@@ -361,6 +393,20 @@ fn emit(ctx: &RetProbeContext, tid: u32, mut event: Event) {
 /// reader has caught up) costs a cross-CPU wakeup per allocation. Below this
 /// mark events wait for the reader's own short poll timeout instead.
 const WAKEUP_BYTES: u64 = 256 << 10;
+
+/// The id of the current user stack in `STACKS`, skipping its first `skip`
+/// frames, or a negative errno.
+#[inline(always)]
+fn stack_id(ctx: &RetProbeContext, skip: u64) -> i64 {
+    // SAFETY: a helper call with the program's context and a stack-trace map.
+    unsafe {
+        bpf_get_stackid(
+            ctx.as_ptr(),
+            STACKS.0.get().cast(),
+            u64::from(BPF_F_USER_STACK) | skip,
+        )
+    }
+}
 
 /// Pushes an event into the ring buffer, counting it when there is no room.
 #[inline(always)]

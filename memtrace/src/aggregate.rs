@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use memtrace_common::{Event, Kind};
+use memtrace_common::{Event, Kind, STACK_WITHOUT_CALLER};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,9 @@ pub struct SiteKey {
     pub stack_id: i32,
     /// Return address into the allocator's caller.
     pub caller: u64,
+    /// The stored stack starts at the caller's caller (see
+    /// [`memtrace_common::STACK_WITHOUT_CALLER`]).
+    pub without_caller: bool,
 }
 
 /// Everything counted for one allocation site.
@@ -153,7 +156,7 @@ impl Aggregator {
             stack_id,
             tid: _,
             kind,
-            padding: _,
+            flags,
         } = *event;
         self.totals.events += 1;
         let kind = Kind::from_raw(kind)?;
@@ -166,6 +169,7 @@ impl Aggregator {
             family,
             stack_id,
             caller,
+            without_caller: flags & STACK_WITHOUT_CALLER != 0,
         };
 
         match kind {
@@ -399,7 +403,7 @@ mod tests {
             stack_id: 1,
             tid: 1,
             kind: kind as u32,
-            padding: 0,
+            flags: 0,
         }
     }
 

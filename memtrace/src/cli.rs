@@ -95,11 +95,11 @@ pub struct TraceArgs {
     pub outputs: OutputArgs,
 
     /// Size of the kernel's event ring buffer, in MiB (a power of two).
-    #[arg(long, default_value_t = 16, value_parser = parse_ring_buffer_mib, value_name = "MIB")]
+    #[arg(long, default_value_t = memtrace_common::DEFAULT_RING_BUFFER_BYTES >> 20, value_parser = parse_ring_buffer_mib, value_name = "MIB")]
     pub ring_buffer_mib: u32,
 
     /// Buckets in the kernel's stack-trace map (distinct stacks it can hold).
-    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(256..=1_048_576), value_name = "N")]
+    #[arg(long, default_value_t = memtrace_common::DEFAULT_STACK_MAP_ENTRIES, value_parser = clap::value_parser!(u32).range(256..=1_048_576), value_name = "N")]
     pub stack_map_entries: u32,
 
     /// Probe every function at its first instruction instead of the cheapest

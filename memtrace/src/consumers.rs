@@ -28,10 +28,11 @@ const ALERT_FRAMES: usize = 6;
 const MODULE_ID: u64 = 1 << 63;
 
 /// A site's stack, innermost first, from the copies of the kernel's stacks:
-/// the caller always first, even when the kernel kept no stack.
+/// the caller always first, even when the kernel kept no stack or kept it
+/// without the caller.
 pub fn full_stack(stacks: &FxHashMap<i32, Vec<u64>>, key: SiteKey) -> Vec<u64> {
     let mut stack = stacks.get(&key.stack_id).cloned().unwrap_or_default();
-    if stack.first() != Some(&key.caller) {
+    if key.without_caller || stack.first() != Some(&key.caller) {
         stack.insert(0, key.caller);
     }
     stack
@@ -331,6 +332,22 @@ mod tests {
     }
 
     #[test]
+    fn caller_is_put_back_on_stacks_stored_without_it() {
+        let mut stacks = FxHashMap::default();
+        stacks.insert(7, vec![0x1200, 0x1300]);
+        stacks.insert(8, vec![0x1100, 0x1200]);
+        let key = |stack_id, without_caller| SiteKey {
+            family: Family::Heap,
+            stack_id,
+            caller: 0x1100,
+            without_caller,
+        };
+        assert_eq!(full_stack(&stacks, key(7, true)), [0x1100, 0x1200, 0x1300]);
+        assert_eq!(full_stack(&stacks, key(8, false)), [0x1100, 0x1200]);
+        assert_eq!(full_stack(&stacks, key(-17, false)), [0x1100]);
+    }
+
+    #[test]
     fn stacks_are_cut_at_the_first_address_that_is_not_code() {
         let map = code_map();
         assert_eq!(
@@ -349,6 +366,7 @@ mod tests {
                 family: Family::Heap,
                 stack_id,
                 caller: 0x1100,
+                without_caller: false,
             },
             live_bytes,
             live_count: 1,
