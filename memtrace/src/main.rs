@@ -1,3 +1,6 @@
+//! The `memtrace` command: parses arguments, sets up logging, and turns
+//! errors into one line on stderr and exit status 2.
+
 use std::{io, process::ExitCode};
 
 use clap::Parser as _;
