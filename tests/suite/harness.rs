@@ -90,6 +90,23 @@ pub fn run_memtrace(args: &[&str]) -> Output {
         .expect("run memtrace")
 }
 
+/// Runs `memtrace run --quiet --json FILE -- COMMAND`; returns memtrace's
+/// exit status and the report (`name` names the report file).
+pub fn run_traced(name: &str, command: &[&str]) -> (Option<i32>, Value) {
+    let json = scratch_file(&format!("{name}.json"));
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--",
+    ];
+    args.extend_from_slice(command);
+    let output = run_memtrace(&args);
+    assert!(json.exists(), "no report: {}", stderr(&output));
+    (output.status.code(), read_report(&json))
+}
+
 /// The consumers whose first frame is in `function`.
 pub fn consumers_in<'a>(report: &'a Value, function: &str) -> Vec<&'a Value> {
     report["consumers"]

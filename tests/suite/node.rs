@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{compile, consumers_in, read_report, run_memtrace, scratch_file, stderr, sum};
+use crate::harness::{compile, consumers_in, run_traced, sum};
 
 /// The addon leaks 100 blocks of 4 KiB from inside `node`; they are charged
 /// to `addon.node`, not to node or libc, with the exact bytes.
@@ -23,20 +23,15 @@ fn leak_in_a_node_addon_is_charged_to_the_addon() {
         &["-shared", "-fPIC", "-I/usr/include/node"],
     );
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/addon.js");
-    let json = scratch_file("node.json");
-    let output = run_memtrace(&[
-        "run",
-        "--quiet",
-        "--json",
-        json.to_str().expect("utf-8 path"),
-        "--",
+    let (code, report) = run_traced(
         "node",
-        script.to_str().expect("utf-8 path"),
-        addon.to_str().expect("utf-8 path"),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-
-    let report = read_report(&json);
+        &[
+            "node",
+            script.to_str().expect("utf-8 path"),
+            addon.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(code, Some(0));
     assert_eq!(report["lost"]["events"], 0);
     let leaks = consumers_in(&report, "addon_allocate");
     assert_eq!(sum(&leaks, "live_bytes"), 100 * 4096);

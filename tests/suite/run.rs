@@ -5,8 +5,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::harness::{
-    assert_nothing_lost, compile, consumers_in, read_report, run_memtrace, scratch, scratch_file,
-    stderr, sum,
+    assert_nothing_lost, compile, consumers_in, run_memtrace, run_traced, scratch, stderr, sum,
 };
 
 const PAGE: u64 = 4096;
@@ -23,17 +22,8 @@ fn sites() -> &'static (Value, Option<i32>) {
             &["sites.c"],
             &["-L", library_dir, "-lleaky", "-Wl,-rpath,$ORIGIN"],
         );
-        let json = scratch_file("sites.json");
-        let output = run_memtrace(&[
-            "run",
-            "--quiet",
-            "--json",
-            json.to_str().expect("utf-8 path"),
-            "--",
-            program.to_str().expect("utf-8 path"),
-        ]);
-        assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-        (read_report(&json), output.status.code())
+        let (code, report) = run_traced("sites", &[program.to_str().expect("utf-8 path")]);
+        (report, code)
     })
 }
 
@@ -46,7 +36,7 @@ fn live(function: &str) -> (u64, u64) {
 #[test]
 fn run_exits_with_the_commands_status() {
     let (report, code) = sites();
-    assert_eq!(*code, Some(3));
+    assert_eq!(*code, Some(3), "memtrace exits with the command's status");
     assert_eq!(report["exit"]["code"], 3);
 }
 
