@@ -6,6 +6,7 @@ use std::{
     fs,
     io::{BufWriter, Write as _},
     path::Path,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
@@ -99,19 +100,32 @@ fn trace_pid(
     if !args.quiet {
         eprintln!("memtrace: attached to pid {pid}; Ctrl-C stops tracing and prints the report");
     }
-    let report = session::run(&mut tracer, &options, &mut PidWatch { pid })?;
+    let mut watch = PidWatch {
+        pid,
+        last_check: Instant::now(),
+    };
+    let report = session::run(&mut tracer, &options, &mut watch)?;
     finish(&report)?;
     drop(tracer);
     Ok(())
 }
 
+/// How often a process memtrace attached to is checked for having exited.
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+
 /// Watches a process memtrace attached to.
 struct PidWatch {
     pid: u32,
+    last_check: Instant,
 }
 
 impl Watch for PidWatch {
     fn target_gone(&mut self, _: &mut Tracer) -> bool {
+        // The loop turns every few milliseconds; `/proc` need not be read as often.
+        if self.last_check.elapsed() < LIVENESS_CHECK {
+            return false;
+        }
+        self.last_check = Instant::now();
         !procfs::is_alive(self.pid)
     }
 

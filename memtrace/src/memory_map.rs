@@ -91,10 +91,6 @@ impl MemoryMap {
             .find(|e| e.is_file() && !e.path.contains(".so"))
             .map(|e| e.path.as_str())
     }
-
-    pub fn entries(&self) -> &[MapEntry] {
-        &self.current
-    }
 }
 
 #[cfg(test)]

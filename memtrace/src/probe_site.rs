@@ -110,22 +110,21 @@ fn is_emulated(instruction: &Instruction) -> bool {
 mod tests {
     use super::*;
 
-    const FREE_ARGS: Needs<'static> = Needs {
+    /// Reads `rdi`, with no return probe.
+    const FIRST_ARGUMENT: Needs<'static> = Needs {
         arguments: &[Register::RDI],
         return_probe: false,
     };
+
+    fn site(offset: u64, emulated: bool) -> Site {
+        Site { offset, emulated }
+    }
 
     #[test]
     fn test_then_jump_moves_to_the_jump() {
         // test rdi, rdi; je +0xbf; push rbp
         let code = [0x48, 0x85, 0xff, 0x0f, 0x84, 0xbf, 0, 0, 0, 0x55];
-        assert_eq!(
-            choose(&code, FREE_ARGS),
-            Site {
-                offset: 3,
-                emulated: true
-            }
-        );
+        assert_eq!(choose(&code, FIRST_ARGUMENT), site(3, true));
     }
 
     #[test]
@@ -136,26 +135,14 @@ mod tests {
             arguments: &[Register::RDI],
             return_probe: true,
         };
-        assert_eq!(
-            choose(&code, needs),
-            Site {
-                offset: 0,
-                emulated: true
-            }
-        );
+        assert_eq!(choose(&code, needs), site(0, true));
     }
 
     #[test]
     fn written_argument_keeps_the_probe_at_entry() {
         // mov edi, 1; jmp +0
         let code = [0xbf, 1, 0, 0, 0, 0xeb, 0x00];
-        assert_eq!(
-            choose(&code, FREE_ARGS),
-            Site {
-                offset: 0,
-                emulated: false
-            }
-        );
+        assert_eq!(choose(&code, FIRST_ARGUMENT), site(0, false));
     }
 
     #[test]
@@ -166,21 +153,9 @@ mod tests {
             arguments: &[Register::RDI],
             return_probe: true,
         };
-        assert_eq!(
-            choose(&code, needs),
-            Site {
-                offset: 0,
-                emulated: false
-            }
-        );
+        assert_eq!(choose(&code, needs), site(0, false));
         // Without a return probe the stack pointer may move.
-        assert_eq!(
-            choose(&code, FREE_ARGS),
-            Site {
-                offset: 4,
-                emulated: true
-            }
-        );
+        assert_eq!(choose(&code, FIRST_ARGUMENT), site(4, true));
     }
 
     #[test]
@@ -191,25 +166,13 @@ mod tests {
             arguments: &[Register::RDI, Register::RSI, Register::RDX],
             return_probe: true,
         };
-        assert_eq!(
-            choose(&code, needs),
-            Site {
-                offset: 7,
-                emulated: true
-            }
-        );
+        assert_eq!(choose(&code, needs), site(7, true));
     }
 
     #[test]
     fn syscall_stops_the_search() {
         // mov eax, 11; syscall; jmp +0 (munmap)
         let code = [0xb8, 0x0b, 0, 0, 0, 0x0f, 0x05, 0xeb, 0x00];
-        assert_eq!(
-            choose(&code, FREE_ARGS),
-            Site {
-                offset: 0,
-                emulated: false
-            }
-        );
+        assert_eq!(choose(&code, FIRST_ARGUMENT), site(0, false));
     }
 }

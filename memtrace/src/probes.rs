@@ -125,11 +125,7 @@ impl Probes {
             attach_point(&mut ebpf, point, pid)?;
         }
 
-        let counters = ebpf
-            .take_map(COUNTERS_MAP)
-            .ok_or_else(|| anyhow!("map `{COUNTERS_MAP}` missing from the eBPF object"))?;
-        let counters = PerCpuArray::try_from(counters)?;
-        Ok(Self { ebpf, counters })
+        Self::with_counters(ebpf)
     }
 
     /// Attaches one entry program (or, with `return_probe`, one return
@@ -162,6 +158,11 @@ impl Probes {
                 UProbeScope::AllProcesses,
             )
             .with_context(|| format!("failed to attach at {offset:#x} in `{}`", path.display()))?;
+        Self::with_counters(ebpf)
+    }
+
+    /// Wraps loaded programs, taking their counters map.
+    fn with_counters(mut ebpf: Ebpf) -> anyhow::Result<Self> {
         let counters = ebpf
             .take_map(COUNTERS_MAP)
             .ok_or_else(|| anyhow!("map `{COUNTERS_MAP}` missing from the eBPF object"))?;

@@ -222,10 +222,6 @@ impl Tracer {
         self.monitor = Some(monitor);
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// Applies every event waiting in the ring buffer; returns how many.
     pub fn drain(&mut self) -> u64 {
         let mut drained = 0;
@@ -310,11 +306,11 @@ impl Tracer {
     /// window, once enough time has passed to tell.
     fn growth_per_minute(&self) -> Option<f64> {
         let last = self.samples.last()?;
-        let first = self
+        // Samples are in time order: find the window's start without a scan.
+        let start = self
             .samples
-            .iter()
-            .find(|s| last.t_s - s.t_s <= GROWTH_WINDOW_S)
-            .unwrap_or(last);
+            .partition_point(|s| last.t_s - s.t_s > GROWTH_WINDOW_S);
+        let first = &self.samples[start.min(self.samples.len() - 1)];
         let span = last.t_s - first.t_s;
         if span < GROWTH_MIN_SPAN_S {
             return None;

@@ -21,7 +21,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::tasks::{self, cargo, workspace_root};
+use crate::{
+    bootstrap::Toolchain,
+    tasks::{self, cargo, workspace_root},
+};
 
 const CALLS: u64 = 2_000_000;
 const ROUNDS: usize = 5;
@@ -39,7 +42,8 @@ struct Traced {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let memtrace = tasks::build()?;
+    let toolchain = crate::bootstrap::run()?;
+    let memtrace = tasks::build_with(&toolchain)?;
     let workload = tasks::compile_c("bench-churn", &["xtask/bench/churn.c"], &[])?;
     let calls = CALLS.to_string();
 
@@ -90,15 +94,14 @@ pub fn run() -> anyhow::Result<()> {
 
     let sites = tasks::compile_c("bench-probe-sites", &["xtask/bench/probe_sites.c"], &[])?;
     let sites = sites.to_str().context("non-UTF-8 path")?;
-    example("probe_cost", &[sites, "100000"])?;
-    example("aggregation", &[])?;
-    example("classifier_bench", &[])
+    example(&toolchain, "probe_cost", &[sites, "100000"])?;
+    example(&toolchain, "aggregation", &[])?;
+    example(&toolchain, "classifier_bench", &[])
 }
 
 /// Runs one of memtrace's benchmark examples and prints what it prints.
-fn example(name: &str, args: &[&str]) -> anyhow::Result<()> {
-    let toolchain = crate::bootstrap::run()?;
-    let output = cargo(&toolchain)
+fn example(toolchain: &Toolchain, name: &str, args: &[&str]) -> anyhow::Result<()> {
+    let output = cargo(toolchain)
         .args([
             "run",
             "--quiet",

@@ -51,7 +51,7 @@ pub fn build() -> anyhow::Result<PathBuf> {
     build_with(&toolchain)
 }
 
-fn build_with(toolchain: &Toolchain) -> anyhow::Result<PathBuf> {
+pub fn build_with(toolchain: &Toolchain) -> anyhow::Result<PathBuf> {
     run_checked(cargo(toolchain).args(["build", "--release", "--package", "memtrace"]))?;
     Ok(workspace_root().join("target/release/memtrace"))
 }
